@@ -1,0 +1,29 @@
+# Runtime settings every speaq_mm config inherits.
+# speaq_mm registers its modules in mmdet's registries, so the scope stays 'mmdet' and importing the
+# package (custom_imports) is all that is needed to use them beside mmdet's own.
+default_scope = 'mmdet'
+custom_imports = dict(imports=['speaq_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+
+# dist_cfg.backend is replaced by gloo on machines without CUDA (speaq_mm.engine.prepare_launch).
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+
+# A fixed seed makes samplers and augmentation reproducible, which resuming relies on.
+randomness = dict(seed=42, deterministic=False, diff_rank_seed=False)
+load_from = None
+resume = False

@@ -1,0 +1,1 @@
+"""Batch samplers for multi-source training (see docs/multi_dataset.md)."""

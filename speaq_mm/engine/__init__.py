@@ -1,0 +1,9 @@
+from .checkpoint import load_local_checkpoint, register_checkpoint_loader
+from .launch import prepare_launch
+from .runner import build_runner, load_run_config
+
+register_checkpoint_loader()
+
+__all__ = [
+    'load_local_checkpoint', 'register_checkpoint_loader', 'prepare_launch', 'build_runner', 'load_run_config'
+]

@@ -1,0 +1,34 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: reading a config and building its Runner."""
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .launch import prepare_launch
+
+
+def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none'):
+    """Read ``config_path``, apply command-line overrides and settle where the run writes.
+
+    The work directory is, in order of precedence: ``work_dir``, the config's ``work_dir``, or
+    ``work_dirs/<config name>``.
+    """
+    if not osp.isfile(config_path):
+        raise FileNotFoundError(f'config file {config_path} does not exist')
+    cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    prepare_launch(cfg, launcher)
+    return cfg
+
+
+def build_runner(cfg):
+    """Build the Runner named by ``cfg.runner_type`` (mmengine's ``Runner`` by default)."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

@@ -1,0 +1,52 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``."""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for projects.* imports
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a scene graph model.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='folder for the evaluation log and metrics')
+    parser.add_argument('--out', metavar='FILE.pkl', help='also dump the raw predictions to this pickle file')
+    parser.add_argument('--show-dir', help='draw predictions into this folder (inside the work dir)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys, e.g. test_dataloader.batch_size=4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='how the processes were started (tools/dist_test.sh sets pytorch)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmengine.evaluator import DumpResults
+
+    from speaq_mm.engine import build_runner, load_run_config
+
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        visualization = cfg.default_hooks.get('visualization')
+        if visualization is None:
+            raise ValueError(f'--show-dir needs default_hooks.visualization in {args.config}')
+        visualization.update(draw=True, test_out_dir=args.show_dir)
+    runner = build_runner(cfg)
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must name a .pkl file, got {args.out}')
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

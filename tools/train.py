@@ -1,0 +1,49 @@
+"""Train a speaq_mm model from a config: ``python tools/train.py CONFIG [options]``."""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for projects.* imports
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a scene graph model.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints (default work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir when no path is given')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (needs a GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual global batch (auto_scale_lr in the config)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys, e.g. train_dataloader.batch_size=4 "key=[a,b]"')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='how the processes were started (tools/dist_train.sh sets pytorch)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from speaq_mm.engine import build_runner, load_run_config
+
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(f'--auto-scale-lr needs auto_scale_lr.base_batch_size in {args.config}')
+        cfg.auto_scale_lr.enable = True
+    if args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
