@@ -14,7 +14,7 @@ from .version import __version__
 _TESTED = {'mmcv': (mmcv, '2.1.0'), 'mmdet': (mmdet, '3.3.0'), 'mmengine': (mmengine, '0.10.7')}
 for _name, (_module, _version) in _TESTED.items():
     if _module.__version__ != _version:
-        warnings.warn(f'speaq_mm is tested with {_name}=={_version}, found {_module.__version__}')
+        warnings.warn(f'speaq_mm is tested with {_name}=={_version}, found {_module.__version__}', stacklevel=2)
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers every module)
 

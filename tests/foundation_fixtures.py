@@ -7,9 +7,9 @@ import os.path as osp
 import textwrap
 
 import torch
+from mmdet.registry import DATASETS, MODELS
 from mmengine.dataset import BaseDataset
 from mmengine.model import BaseModel
-from mmdet.registry import DATASETS, MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -60,8 +60,7 @@ def write_toy_config(folder, max_iters, checkpoint_interval=2):
             optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.001))
             default_hooks = dict(
                 checkpoint=dict(type='CheckpointHook', interval={checkpoint_interval}, by_epoch=False),
-                logger=dict(type='LoggerHook', interval=1),
-                visualization=None)
+                logger=dict(type='LoggerHook', interval=1))
             log_processor = dict(by_epoch=False)
             """))
     return path

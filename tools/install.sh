@@ -16,10 +16,10 @@ MMCV_VERSION=2.1.0
 PIP=("$PYTHON" -m pip install --disable-pip-version-check -q)
 
 say() { printf '[install] %s\n' "$*"; }
-has() { "$PYTHON" - "$@" >/dev/null 2>&1; }
+has() { "$PYTHON" -c "$1" >/dev/null 2>&1; }
 
 # One probe for the common case: everything already installed -> exit at once.
-if has <<PY
+if "$PYTHON" - >/dev/null 2>&1 <<PY
 import importlib.metadata as md, sys
 import setuptools, torch, mmengine, mmdet, mmcv, mmcv._ext, h5py, scipy, matplotlib, pycocotools, pytest, speaq_mm
 assert int(setuptools.__version__.split('.')[0]) < 82
@@ -34,17 +34,17 @@ fi
 say "build tools (setuptools<82, wheel, ninja)"
 "${PIP[@]}" -r requirements/build.txt
 
-if has -c 'import torch'; then
+if has 'import torch'; then
   say "keeping installed torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
 else
   say "installing torch==2.13.0 (CPU build)"
   "${PIP[@]}" torch==2.13.0
 fi
 
-has -c 'import mmengine; assert mmengine.__version__ == "0.10.7"' || {
+has 'import mmengine; assert mmengine.__version__ == "0.10.7"' || {
   say "installing mmengine 0.10.7"; "${PIP[@]}" mmengine==0.10.7; }
 
-if has -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'"; then
+if has "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'"; then
   say "mmcv $MMCV_VERSION with compiled ops already importable"
 else
   mkdir -p "$CACHE/wheels"
@@ -70,7 +70,7 @@ else
   "${PIP[@]}" addict packaging Pillow pyyaml yapf opencv-python
 fi
 
-has -c 'import mmdet; assert mmdet.__version__ == "3.3.0"' || {
+has 'import mmdet; assert mmdet.__version__ == "3.3.0"' || {
   say "installing mmdet 3.3.0"; "${PIP[@]}" mmdet==3.3.0; }
 
 say "runtime and test requirements"

@@ -4,8 +4,11 @@ usage: python tools/misc/print_config.py CONFIG [--cfg-options K=V ...] [--save-
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import Config, DictAction
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # projects.*
 
 
 def main(argv=None):
