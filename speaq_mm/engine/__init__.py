@@ -1,3 +1,4 @@
+from . import hooks  # noqa: F401  (registers the training hooks)
 from .checkpoint import load_local_checkpoint, register_checkpoint_loader
 from .launch import prepare_launch
 from .runner import build_runner, load_run_config
