@@ -103,3 +103,14 @@ def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (work_dir / 'iter_2.pth').is_file()
     assert 'Distributed launcher: pytorch' in result.stdout + result.stderr
+
+
+def test_load_run_config_propagates_overridden_variables(tmp_path):
+    path = write_toy_config(str(tmp_path), max_iters=2)
+    with open(path, 'a') as f:
+        f.write("step_size = 0.001\n"
+                "optim_wrapper = dict(optimizer=dict(lr=step_size))\n"
+                "variable_targets = dict(step_size=['optim_wrapper.optimizer.lr'])\n")
+    cfg = load_run_config(path, cfg_options={'step_size': 0.5})
+    assert cfg.optim_wrapper.optimizer.lr == 0.5
+    assert load_run_config(path).optim_wrapper.optimizer.lr == 0.001

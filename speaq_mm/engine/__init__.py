@@ -1,10 +1,12 @@
 from . import hooks  # noqa: F401  (registers the training hooks)
 from .checkpoint import load_local_checkpoint, register_checkpoint_loader
+from .config_variables import apply_variable_overrides
 from .launch import prepare_launch
 from .runner import build_runner, load_run_config
 
 register_checkpoint_loader()
 
 __all__ = [
+    'apply_variable_overrides',
     'load_local_checkpoint', 'register_checkpoint_loader', 'prepare_launch', 'build_runner', 'load_run_config'
 ]

@@ -5,20 +5,23 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .config_variables import apply_variable_overrides
 from .launch import prepare_launch
 
 
 def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none'):
     """Read ``config_path``, apply command-line overrides and settle where the run writes.
 
-    The work directory is, in order of precedence: ``work_dir``, the config's ``work_dir``, or
-    ``work_dirs/<config name>``.
+    Overridden top-level variables also reach the keys the config's ``variable_targets`` lists for them
+    (see :func:`apply_variable_overrides`). The work directory is, in order of precedence: ``work_dir``, the
+    config's ``work_dir``, or ``work_dirs/<config name>``.
     """
     if not osp.isfile(config_path):
         raise FileNotFoundError(f'config file {config_path} does not exist')
     cfg = Config.fromfile(config_path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        apply_variable_overrides(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
