@@ -1,0 +1,63 @@
+# Toy scenes (tools/misc/make_toy_scenes.py, default "real" style): 2-4 coloured shapes per 128 px image,
+# 6 classes, 6 geometric predicates. Generate them with
+#   python tools/misc/make_toy_scenes.py data/toy_real
+dataset_type = 'VGH5Dataset'
+data_root = 'data/toy_real/'  # the generator writes the VG file names used below
+num_val_images = 100  # val = the first 100 train images, train = the rest
+image_size = 128  # images are resized to fit image_size x image_size
+# The generator's predicate names (index = label); a horizontal flip swaps "left of" and "right of".
+toy_predicates = ('above', 'below', 'left of', 'near', 'on', 'right of')
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadSGGAnnotations'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='SwapPredicatesOnFlip', predicates=toy_predicates, horizontal=[('left of', 'right of')]),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='FilterEmptySGGInstances', min_size=1e-5),
+    dict(type='FilterDuplicateRelations'),
+    dict(type='PackSGGInputs'),
+]
+# Annotations are loaded after the resize, so the ground truth stays in original-image pixels.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadSGGAnnotations'),
+    dict(type='PackSGGInputs'),
+]
+# Dataset settings shared by the three dataloaders.
+toy_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file='VG-SGG-with-attri.h5',
+    image_data_file='image_data.json',
+    dicts_file='VG-SGG-dicts-with-attri.json',
+    data_prefix=dict(img='VG_100K/'),
+    num_val_images=num_val_images,
+    filter_empty_rels=True,
+    source='real',  # copied into every sample's metainfo
+    loss_weight=1.0)  # per-sample loss weight, copied into every sample's metainfo
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(split='train', pipeline=train_pipeline, **toy_dataset))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(split='val', test_mode=True, pipeline=test_pipeline, **toy_dataset))
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(split='test', test_mode=True, pipeline=test_pipeline, **toy_dataset))
+
+val_evaluator = dict(type='SceneGraphMetric')
+test_evaluator = val_evaluator

@@ -1,0 +1,15 @@
+# Toy scenes in the second visual domain (striped shapes, other palette, noisy dark background) standing in
+# for synthetic data: the same vocabulary and pipelines as toy_real.py. Generate them with
+#   python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic
+_base_ = ['./toy_real.py']
+
+data_root = 'data/toy_synthetic/'
+# Dataset settings that differ from toy_real.py, applied to the three dataloaders.
+synthetic_dataset = dict(
+    data_root=data_root,
+    source='synthetic',  # copied into every sample's metainfo
+    loss_weight=0.5)  # per-sample loss weight, copied into every sample's metainfo
+
+train_dataloader = dict(dataset=synthetic_dataset)
+val_dataloader = dict(dataset=synthetic_dataset)
+test_dataloader = dict(dataset=synthetic_dataset)
