@@ -13,7 +13,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='folder for the evaluation log and metrics')
-    parser.add_argument('--out', metavar='FILE.pkl', help='also dump the raw predictions to this pickle file')
+    parser.add_argument('--out', metavar='FILE.pkl',
+                        help='also write the per-image predictions (docs/evaluation.md) and FILE_metrics.json')
     parser.add_argument('--show-dir', help='draw predictions into this folder (inside the work dir)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys, e.g. test_dataloader.batch_size=4')
@@ -27,9 +28,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.evaluator import DumpResults
-
     from speaq_mm.engine import build_runner, load_run_config
+    from speaq_mm.evaluation import add_scene_graph_outputs
 
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
@@ -40,11 +40,16 @@ def main(argv=None):
         if visualization is None:
             raise ValueError(f'--show-dir needs default_hooks.visualization in {args.config}')
         visualization.update(draw=True, test_out_dir=args.show_dir)
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must name a .pkl file, got {args.out}')
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SceneGraphProgressHook')]
     runner = build_runner(cfg)
     if args.out:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must name a .pkl file, got {args.out}')
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        stem = os.path.splitext(args.out)[0]
+        add_scene_graph_outputs(runner.test_evaluator, dump_file=args.out, json_file=f'{stem}_metrics.json',
+                                meta_file=f'{stem}_meta.json')
+    else:
+        add_scene_graph_outputs(runner.test_evaluator, json_file=os.path.join(runner.work_dir, 'metrics.json'))
     runner.test()
 
 

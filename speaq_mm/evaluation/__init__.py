@@ -1,1 +1,12 @@
-"""Registered on import; see the package docstring."""
+"""Scene graph evaluation: the registered ``SceneGraphMetric`` and dump metric, a test progress bar, and the
+numpy core (``sgg_core``, ``records``) that the offline tool shares. See ``docs/evaluation.md``."""
+from .progress import SceneGraphProgressHook
+from .records import load_prediction_dump, load_zeroshot_triplets, record_from_data_sample
+from .sgg_core import compute_image_stats, evaluation_settings, format_summary, summarize_image_stats
+from .sgg_metric import DumpSceneGraphResults, SceneGraphMetric, add_scene_graph_outputs
+
+__all__ = [
+    'SceneGraphMetric', 'DumpSceneGraphResults', 'SceneGraphProgressHook', 'add_scene_graph_outputs',
+    'compute_image_stats', 'summarize_image_stats', 'evaluation_settings', 'format_summary',
+    'load_prediction_dump', 'load_zeroshot_triplets', 'record_from_data_sample'
+]

@@ -1,0 +1,244 @@
+"""The per-image scene graph record: the prediction dump format that the metric and the offline tool read.
+
+A record is a dict of numpy arrays (see ``docs/evaluation.md``)::
+
+    img_id            any hashable id (int or str)
+    gt_bboxes         (N, 4) float xyxy, original-image pixels
+    gt_labels         (N,) int 0-based object classes
+    gt_relations      (R, 3) int (subject index, object index, predicate 0-based), indices into gt_*
+    pred_bboxes       (M, 4) float xyxy, original-image pixels
+    pred_labels       (M,) int 0-based
+    pred_scores       (M,) float, non-negative
+    pred_rel_pairs    (P, 2) int (subject, object) indices into pred_*, sorted by triplet score (best first)
+    pred_rel_scores   (P, C + 1) float, the full predicate score rows, no-relation column last
+    pred_rel_labels   (P,) int 0-based predicate of each triplet
+
+This module converts mmengine data samples (``DetDataSample.to_dict()`` output, the field layout of
+``docs/structures.md``) into records, loads dumps, zero-shot triplet files and dataset metainfo files. It
+needs no mmdet, so the offline tool and the benchmark share it with the metric.
+"""
+import json
+import os.path as osp
+import pickle
+
+import numpy as np
+
+RECORD_KEYS = ('img_id', 'gt_bboxes', 'gt_labels', 'gt_relations', 'pred_bboxes', 'pred_labels',
+               'pred_scores', 'pred_rel_pairs', 'pred_rel_scores', 'pred_rel_labels')
+
+# (field, number of dimensions, size of the last dimension or None, accepted dtype kinds)
+_FIELD_SPECS = (
+    ('gt_bboxes', 2, 4, 'f'),
+    ('gt_labels', 1, None, 'iu'),
+    ('gt_relations', 2, 3, 'iu'),
+    ('pred_bboxes', 2, 4, 'f'),
+    ('pred_labels', 1, None, 'iu'),
+    ('pred_scores', 1, None, 'f'),
+    ('pred_rel_pairs', 2, 2, 'iu'),
+    ('pred_rel_scores', 2, None, 'f'),
+    ('pred_rel_labels', 1, None, 'iu'),
+)
+# field -> the field it must have as many rows as
+_SAME_LENGTH = {'gt_labels': 'gt_bboxes', 'pred_labels': 'pred_bboxes', 'pred_scores': 'pred_bboxes',
+                'pred_rel_scores': 'pred_rel_pairs', 'pred_rel_labels': 'pred_rel_pairs'}
+
+
+def to_numpy(value):
+    """Return ``value`` as a numpy array: torch tensors (any device), mmdet box objects, lists and arrays."""
+    if hasattr(value, 'tensor') and not hasattr(value, 'numpy'):  # mmdet BaseBoxes wraps its tensor
+        value = value.tensor
+    if hasattr(value, 'detach'):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _conform(array, key, ndim, width, kinds, where):
+    """The slow path of ``check_record`` for one field: empty arrays, dtype casts, or a clear error."""
+    if array.size == 0:
+        # Empty fields come in many shapes ((0,), (0, 4), []); only the score-row width means something.
+        kept_width = array.shape[1] if key == 'pred_rel_scores' and array.ndim == 2 else 0
+        array = np.zeros((0, width or kept_width) if ndim == 2 else (0,),
+                         dtype=np.float32 if kinds == 'f' else np.int64)
+    if array.ndim != ndim or (width is not None and array.shape[-1] != width):
+        expected = f'(n, {width})' if width else ('(n, C + 1)' if ndim == 2 else '(n,)')
+        raise ValueError(f'{where}: field {key} must have shape {expected}, got {array.shape}')
+    if array.dtype.kind in kinds:
+        return array
+    if kinds == 'f':
+        if array.dtype.kind not in 'iub':
+            raise ValueError(f'{where}: field {key} must be numeric, got {array.dtype}')
+        return array.astype(np.float64)
+    if array.dtype.kind != 'f' or np.any(array != np.round(array)):
+        raise ValueError(f'{where}: field {key} must hold integers, got {array.dtype} values')
+    return array.astype(np.int64)
+
+
+def check_record(record, where):
+    """Return a copy of ``record`` whose fields are numpy arrays of the documented shapes.
+
+    Empty arrays of any shape are accepted for empty fields (e.g. ``np.zeros(0)`` for no relations);
+    ``pred_rel_scores`` keeps its width when it has one. Index ranges and values are checked later, on the
+    whole batch at once (``sgg_core.compute_image_stats``). ``where`` names the record in error messages.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f'{where}: expected a dict with keys {", ".join(RECORD_KEYS)}, '
+                        f'got {type(record).__name__}')
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise KeyError(f'{where}: missing field(s) {", ".join(missing)}')
+    out = {'img_id': record['img_id']}
+    for key, ndim, width, kinds in _FIELD_SPECS:
+        array = record[key]
+        if type(array) is not np.ndarray:
+            array = to_numpy(array)
+        shape = array.shape
+        if (len(shape) != ndim or not shape[0] or (width is not None and shape[-1] != width)
+                or array.dtype.kind not in kinds):
+            array = _conform(array, key, ndim, width, kinds, where)
+        out[key] = array
+    for key, reference in _SAME_LENGTH.items():
+        if len(out[key]) != len(out[reference]):
+            raise ValueError(f'{where}: field {key} has {len(out[key])} rows but {reference} has '
+                             f'{len(out[reference])}')
+    if len(out['pred_rel_scores']) and out['pred_rel_scores'].shape[1] < 2:
+        raise ValueError(f'{where}: field pred_rel_scores needs C + 1 >= 2 columns (no-relation last), '
+                         f'got {out["pred_rel_scores"].shape[1]}')
+    return out
+
+
+def _field(container, key, where):
+    if key not in container:
+        raise KeyError(f'{where}: no field {key!r} (see docs/structures.md)')
+    return container[key]
+
+
+def record_from_data_sample(sample):
+    """Convert one data sample in dict form (``DetDataSample.to_dict()``) into a scene graph record.
+
+    Ground truth comes from ``gt_instances`` and ``gt_relations``, predictions from ``pred_instances`` and
+    ``pred_relations``; at test time both are in original-image pixels (``docs/structures.md``).
+    """
+    img_id = sample.get('img_id')
+    where = f'data sample (img_id={img_id!r})'
+    gt_instances = _field(sample, 'gt_instances', where)
+    gt_relations = _field(sample, 'gt_relations', where)
+    pred_instances = _field(sample, 'pred_instances', where)
+    pred_relations = _field(sample, 'pred_relations', where)
+    relation_pairs = to_numpy(_field(gt_relations, 'pairs', f'{where} gt_relations'))
+    relation_labels = to_numpy(_field(gt_relations, 'labels', f'{where} gt_relations'))
+    if relation_pairs.size == 0 and relation_labels.size == 0:
+        relations = np.zeros((0, 3), dtype=np.int64)
+    elif (relation_pairs.ndim != 2 or relation_pairs.shape[1] != 2
+          or relation_labels.shape != (len(relation_pairs),)):
+        raise ValueError(f'{where}: gt_relations needs pairs (R, 2) and labels (R,), got shapes '
+                         f'{relation_pairs.shape} and {relation_labels.shape}')
+    else:
+        relations = np.column_stack([relation_pairs, relation_labels])
+    record = {
+        'img_id': img_id,
+        'gt_bboxes': to_numpy(_field(gt_instances, 'bboxes', f'{where} gt_instances')),
+        'gt_labels': to_numpy(_field(gt_instances, 'labels', f'{where} gt_instances')),
+        'gt_relations': relations,
+        'pred_bboxes': to_numpy(_field(pred_instances, 'bboxes', f'{where} pred_instances')),
+        'pred_labels': to_numpy(_field(pred_instances, 'labels', f'{where} pred_instances')),
+        'pred_scores': to_numpy(_field(pred_instances, 'scores', f'{where} pred_instances')),
+        'pred_rel_pairs': to_numpy(_field(pred_relations, 'pairs', f'{where} pred_relations')),
+        'pred_rel_scores': to_numpy(_field(pred_relations, 'scores', f'{where} pred_relations')),
+        'pred_rel_labels': to_numpy(_field(pred_relations, 'labels', f'{where} pred_relations')),
+    }
+    return check_record(record, where)
+
+
+def load_prediction_dump(path):
+    """Load a prediction dump: a pickled list of records, or of data-sample dicts as mmengine's
+    ``DumpResults`` writes them, which are converted to records."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'prediction dump {path} does not exist')
+    with open(path, 'rb') as file:
+        try:
+            entries = pickle.load(file)
+        except Exception as error:
+            raise ValueError(f'{path}: not a readable pickle file ({error})') from error
+    if not isinstance(entries, (list, tuple)):
+        raise ValueError(f'{path}: expected a list with one dict per image, got {type(entries).__name__}')
+    records = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and 'pred_rel_pairs' in entry:
+            records.append(entry)  # checked where it is evaluated (sgg_core.compute_image_stats)
+        elif isinstance(entry, dict) and 'pred_relations' in entry:
+            try:
+                records.append(record_from_data_sample(entry))
+            except (KeyError, ValueError) as error:
+                raise ValueError(f'{path} entry {index}: {error.args[0] if error.args else error}') from error
+        else:
+            raise ValueError(f'{path} entry {index}: neither a scene graph record (keys '
+                             f'{", ".join(RECORD_KEYS)}) nor a data sample dict with pred_relations')
+    return records
+
+
+def load_zeroshot_triplets(path):
+    """Load zero-shot triplets as an int64 (T, 3) array of 0-based (subject class, object class, predicate).
+
+    ``.npy`` and ``.json`` (a list of 3-element rows) files are 0-based. ``.pytorch`` is the
+    ``zeroshot_triplet.pytorch`` tensor the reference codebases ship, which is 1-based (0 is their background
+    class), so 1 is subtracted.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'zero-shot triplet file {path} does not exist')
+    extension = osp.splitext(path)[1].lower()
+    if extension == '.npy':
+        triplets = np.load(path, allow_pickle=False)
+    elif extension == '.json':
+        with open(path) as file:
+            try:
+                triplets = np.asarray(json.load(file))
+            except json.JSONDecodeError as error:
+                raise ValueError(f'{path}: not valid JSON ({error})') from error
+    elif extension == '.pytorch':
+        import torch
+        triplets = to_numpy(torch.load(path, map_location='cpu', weights_only=True)) - 1
+    else:
+        raise ValueError(f'{path}: zero-shot triplets must be a .npy or .json file (0-based) or the '
+                         f'reference zeroshot_triplet.pytorch (1-based), got extension {extension!r}')
+    return check_triplets(triplets, path)
+
+
+def check_triplets(triplets, where):
+    """Return ``triplets`` as an int64 (T, 3) array, raising a clear error naming ``where`` otherwise."""
+    triplets = np.asarray(triplets)
+    if triplets.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    if triplets.ndim != 2 or triplets.shape[1] != 3 or triplets.dtype.kind not in 'iu':
+        raise ValueError(f'{where}: triplets must be integer rows (subject class, object class, predicate), '
+                         f'got shape {triplets.shape} of {triplets.dtype}')
+    if triplets.min() < 0:
+        raise ValueError(f'{where}: triplets hold negative class ids (min {triplets.min()}); .npy/.json '
+                         f'files are 0-based, only .pytorch files are 1-based')
+    return triplets.astype(np.int64)
+
+
+def load_dataset_meta(path):
+    """Load dataset metainfo (``classes``, ``predicates``, ``fg_rel_count``, ``triplets``; all optional) from
+    a ``.json`` or ``.pkl`` file, e.g. the one ``DumpSceneGraphResults`` writes beside a dump."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'dataset metainfo file {path} does not exist')
+    if path.endswith('.json'):
+        with open(path) as file:
+            meta = json.load(file)
+    elif path.endswith(('.pkl', '.pickle')):
+        with open(path, 'rb') as file:
+            meta = pickle.load(file)
+    else:
+        raise ValueError(f'{path}: dataset metainfo must be a .json or .pkl file')
+    if not isinstance(meta, dict):
+        raise ValueError(f'{path}: dataset metainfo must be a dict, got {type(meta).__name__}')
+    return meta
+
+
+def dataset_meta_to_json(meta):
+    """Return the evaluation-relevant part of a dataset metainfo as JSON-serialisable lists."""
+    out = {}
+    for key in ('classes', 'predicates', 'fg_rel_count', 'triplets'):
+        if meta.get(key) is not None:
+            out[key] = to_numpy(meta[key]).tolist()
+    return out

@@ -1,0 +1,598 @@
+"""Vectorised SGDet evaluation: per-image hit statistics, then R@K, mR@K, ng-R@K, zR@K, F@K and per-predicate
+recall.
+
+One implementation serves ``SceneGraphMetric`` (per test batch) and ``tools/analysis/eval_scene_graphs.py``
+(per chunk of a dump). The definitions follow the reference protocol (Scene-Graph-Benchmark's ``sgg_eval.py``
+as adapted by IterativeSG/SpeaQ; ``docs/evaluation.md``):
+
+- a predicted triplet hits a GT relation when subject class, object class and predicate are equal and both
+  the subject and the object box have IoU >= ``iou_thr`` (continuous coordinates, no +1);
+- R@K: per image, the fraction of GT relations hit by the first K predicted triplets (the dump's order),
+  averaged over images; ng-R@K ranks every (triplet, predicate) cell of subject score x object score x
+  predicate score (the no-relation column excluded) instead;
+- mR@K: per image and predicate, hits / GT count, averaged over the images holding the predicate, then over
+  all predicates (a predicate absent from the test set counts 0); zR@K: recall over zero-shot GT triplets,
+  averaged over the images that hold one.
+
+Speed comes from three exact shortcuts. Only the first ``max_k`` triplets can affect R@K, so the rest are
+never matched. A (triplet, predicate) cell can only be among an image's top ``max_k`` cells if its row's best
+cell reaches the ``max_k``-th best row maximum (a row's best cell is its entity score product times its
+largest predicate score, since multiplying by a non-negative number preserves order), so only those rows'
+cells are ranked. And a batch of images is matched at once through one sorted join on (image, mode, subject
+class, object class, predicate), computing IoUs only for label-matching pairs. Each image is then reduced to
+the rank at which each of its GT relations is first hit, which is all the metrics need, so memory does not
+grow with the number of predictions.
+"""
+import json
+import math
+import os
+import os.path as osp
+
+import numpy as np
+
+from .records import check_record, check_triplets, load_zeroshot_triplets, to_numpy
+
+MODES = ('graph', 'no_graph')
+
+
+def box_iou_aligned(boxes1, boxes2):
+    """IoU of ``boxes1[i]`` with ``boxes2[i]`` for xyxy boxes in continuous coordinates (width = x2 - x1).
+
+    The operations and their order are those of detectron2's ``pairwise_iou``, which the reference evaluator
+    uses, in the boxes' own precision, so results agree bit for bit at the 0.5 boundary.
+    """
+    width_height = np.minimum(boxes1[:, 2:], boxes2[:, 2:]) - np.maximum(boxes1[:, :2], boxes2[:, :2])
+    np.maximum(width_height, 0, out=width_height)
+    inter = width_height[:, 0] * width_height[:, 1]
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    iou = np.zeros_like(inter)
+    np.divide(inter, area1 + area2 - inter, out=iou, where=inter > 0)
+    return iou
+
+
+def _offsets(counts):
+    """Exclusive cumulative sum: where each image's rows start in the concatenated arrays."""
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _positions(counts):
+    """For per-image blocks of sizes ``counts``, concatenated: each row's image and index within the image."""
+    image = np.repeat(np.arange(len(counts)), counts)
+    return image, np.arange(len(image)) - _offsets(counts)[image]
+
+
+def _concat(arrays, shape, dtype):
+    return np.concatenate(arrays) if arrays else np.zeros(shape, dtype=dtype)
+
+
+def _pad(values, counts, fill):
+    """Lay per-image blocks of ``values`` (concatenated rows) out as (images, widest block, ...), padded."""
+    widest = int(counts.max()) if len(counts) else 0
+    if (counts == widest).all():
+        return values.reshape((len(counts), widest) + values.shape[1:])
+    padded = np.full((len(counts), widest) + values.shape[1:], fill, dtype=values.dtype)
+    padded[_positions(counts)] = values
+    return padded
+
+
+def _check_range(values, bound, records, image, field, what):
+    """Raise naming the first record whose ``field`` holds a value outside [0, bound); ``values`` has one row
+    (of any width) per entry of ``image``."""
+    bad = (values < 0) | (values >= bound)
+    if bad.any():
+        flat = int(np.flatnonzero(bad)[0])
+        limit = int(np.broadcast_to(bound, values.shape).flat[flat])
+        row = flat // (values.shape[1] if values.ndim == 2 else 1)
+        raise ValueError(f'{records[int(image[row])]["where"]}: field {field} holds '
+                         f'{int(values.flat[flat])}, outside the {what} (0..{limit - 1})')
+
+
+def _row_max(scores, num_predicates, segment_cache):
+    """Each row's maximum over its first ``num_predicates`` columns (NaN propagates).
+
+    ``np.maximum.reduceat`` over the flattened rows is about twice as fast as ``max(axis=1)`` on rows this
+    short, and this is the one pass that reads every predicted score.
+    """
+    rows, width = scores.shape
+    if (rows, width) not in segment_cache:
+        starts = np.arange(rows) * width
+        segment_cache[rows, width] = np.stack([starts, starts + num_predicates], axis=1).ravel()
+    return np.maximum.reduceat(np.ascontiguousarray(scores).ravel(), segment_cache[rows, width])[::2]
+
+
+def _top_cells(pair_score, rel_scores, num_pred_rels, num_predicates, max_k, records):
+    """Each image's ``max_k`` best (triplet, predicate) cells of pair_score x rel_scores[:, :C] (every image
+    has a triplet).
+
+    Returns (image, rank, triplet row (global), predicate). Ties keep the row-major order of the image's score
+    matrix (the result of a stable sort), so the ranking is deterministic.
+    """
+    num_images = len(num_pred_rels)
+    row_image, _ = _positions(num_pred_rels)
+    row_starts = _offsets(num_pred_rels)
+    segments = {}
+    row_max = np.concatenate([_row_max(scores, num_predicates, segments) for scores in rel_scores])
+    if not np.isfinite(row_max).all():
+        row = int(np.flatnonzero(~np.isfinite(row_max))[0])
+        image = int(row_image[row])
+        raise ValueError(f'{records[image]["where"]}: field pred_rel_scores holds a non-finite value in row '
+                         f'{row - row_starts[image]}')
+    row_best = pair_score * row_max
+    widest = int(num_pred_rels.max())
+    if widest > max_k:
+        # Cells of the top max_k cells lie in rows whose maximum reaches the max_k-th best row maximum.
+        padded = _pad(row_best, num_pred_rels, -np.inf)
+        threshold = np.partition(padded, widest - max_k, axis=1)[:, widest - max_k]
+        candidates = np.flatnonzero(row_best >= threshold[row_image])
+    else:
+        candidates = np.arange(len(row_best))
+    cand_image = row_image[candidates]
+    cand_counts = np.bincount(cand_image, minlength=num_images)
+    cand_starts = _offsets(cand_counts)
+    local_rows = candidates - row_starts[cand_image]
+    width = rel_scores[0].shape[1]
+    cells = np.empty((len(candidates), width), dtype=row_best.dtype)  # the precision of the products
+    for image in np.flatnonzero(cand_counts):
+        begin, end = cand_starts[image], cand_starts[image] + cand_counts[image]
+        np.take(rel_scores[image], local_rows[begin:end], axis=0, out=cells[begin:end])
+    cells *= pair_score[candidates, None]
+    cells[:, num_predicates] = 0  # the no-relation column never ranks; -inf below, once the check is done
+    if not np.isfinite(cells).all():
+        row = int(candidates[np.flatnonzero(~np.isfinite(cells).all(axis=1))[0]])
+        image = int(row_image[row])
+        raise ValueError(f'{records[image]["where"]}: field pred_rel_scores holds a non-finite value in row '
+                         f'{row - row_starts[image]}')
+    cells[:, num_predicates] = -np.inf
+    # One row per image holding its candidate rows' cells in (row, predicate) order, padded with -inf.
+    values = _pad(cells, cand_counts, -np.inf).reshape(num_images, -1)
+    if values.shape[1] > max_k:
+        kth = np.partition(values, values.shape[1] - max_k, axis=1)[:, values.shape[1] - max_k]
+        selected = (values >= kth[:, None]) & (values > -np.inf)
+    else:
+        selected = values > -np.inf
+    flat = np.flatnonzero(selected)  # row-major: each image's cells in (row, predicate) order
+    kept_counts = np.bincount(flat // values.shape[1], minlength=num_images)
+    # A stable sort by score keeps ties in that order; padding (+inf keys) sorts last.
+    order = np.argsort(_pad(-values.ravel()[flat], kept_counts, np.inf), axis=1, kind='stable')[:, :max_k]
+    chosen = np.take_along_axis(_pad(np.arange(len(flat)), kept_counts, -1), order, axis=1)
+    image, rank = np.nonzero(chosen >= 0)
+    position = flat[chosen[image, rank]] - image * values.shape[1]
+    return image, rank, candidates[cand_starts[image] + position // width], position % width
+
+
+def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, keep_detections=False,
+                        where='record', first_index=0):
+    """Reduce scene graph records (``records.py``) to per-image hit statistics, one dict per record, in order.
+
+    Each dict holds ``img_id``, ``max_k``, ``num_pred_rels`` (P), ``num_predicates`` (C, or -1 when the
+    record has no score rows to tell), ``gt_triplets`` (R, 3) (subject class, object class, predicate) and,
+    per mode in ``MODES``, ``rank_<mode>`` (R,): the 0-based rank of the first predicted triplet hitting each
+    GT relation, or ``max_k`` if none of the first ``max_k`` does. With ``keep_detections`` it also holds
+    ``detections`` (GT and the ``max_k`` best predicted entities) for the entity AP. Error messages name
+    record ``i`` as ``f'{where} {first_index + i} (img_id=...)'``.
+    """
+    if max_k < 1:
+        raise ValueError(f'max_k must be >= 1, got {max_k}')
+    if not 0 < iou_thr <= 1:
+        raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr}')
+    checked = []
+    for index, record in enumerate(records):
+        name = f'{where} {first_index + index}'
+        if isinstance(record, dict):
+            name += f' (img_id={record.get("img_id")!r})'
+        entry = check_record(record, name)
+        entry['where'] = name
+        checked.append(entry)
+    if not checked:
+        return []
+
+    widths = {e['pred_rel_scores'].shape[1] - 1 for e in checked if e['pred_rel_scores'].shape[1]}
+    if num_predicates is not None:
+        widths.add(num_predicates)
+    if len(widths) > 1:
+        raise ValueError(f'{where}: pred_rel_scores widths imply different predicate counts {sorted(widths)} '
+                         f'(rows are C predicates + no-relation; the dataset has {num_predicates} '
+                         f'predicates)')
+    num_classes_pred = widths.pop() if widths else -1
+
+    def sizes(key):
+        return np.array([len(entry[key]) for entry in checked], dtype=np.int64)
+
+    num_gt_boxes, num_rels = sizes('gt_bboxes'), sizes('gt_relations')
+    num_pred_boxes, num_pred_rels = sizes('pred_bboxes'), sizes('pred_rel_pairs')
+    rel_image, _ = _positions(num_rels)
+    pair_image, pair_rank = _positions(num_pred_rels)
+
+    # Ground truth and predictions of every image, concatenated; box indices become global.
+    gt_boxes = _concat([e['gt_bboxes'] for e in checked], (0, 4), np.float32)
+    gt_labels = _concat([e['gt_labels'] for e in checked], (0,), np.int64)
+    relations = _concat([e['gt_relations'] for e in checked], (0, 3), np.int64)
+    pred_boxes = _concat([e['pred_bboxes'] for e in checked], (0, 4), np.float32)
+    pred_labels = _concat([e['pred_labels'] for e in checked], (0,), np.int64)
+    pred_scores = _concat([e['pred_scores'] for e in checked], (0,), np.float32)
+    pairs = _concat([e['pred_rel_pairs'] for e in checked], (0, 2), np.int64)
+    graph = pair_rank < max_k  # graph constraint: the first max_k triplets with their own predicate labels
+    graph_labels = _concat([e['pred_rel_labels'][:max_k] for e in checked], (0,), np.int64)
+
+    label_limit = np.iinfo(np.int32).max  # statistics hold int32 labels
+    _check_range(relations[:, :2], num_gt_boxes[rel_image, None], checked, rel_image, 'gt_relations',
+                 'GT boxes')
+    _check_range(relations[:, 2], label_limit, checked, rel_image, 'gt_relations', 'predicate ids')
+    _check_range(gt_labels, label_limit, checked, _positions(num_gt_boxes)[0], 'gt_labels', 'class ids')
+    _check_range(pred_labels, label_limit, checked, _positions(num_pred_boxes)[0], 'pred_labels', 'class ids')
+    _check_range(pairs, num_pred_boxes[pair_image, None], checked, pair_image, 'pred_rel_pairs',
+                 'predicted boxes')
+    _check_range(graph_labels, max(num_classes_pred, 0), checked, pair_image[graph], 'pred_rel_labels',
+                 'predicates')
+    if not (pred_scores >= 0).all():  # the no-graph ranking relies on it; also rejects NaN
+        row = int(np.flatnonzero(~(pred_scores >= 0))[0])
+        image = int(_positions(num_pred_boxes)[0][row])
+        raise ValueError(f'{checked[image]["where"]}: field pred_scores must be non-negative numbers, '
+                         f'got {pred_scores[row]}')
+
+    gt_sub = relations[:, 0] + _offsets(num_gt_boxes)[rel_image]
+    gt_obj = relations[:, 1] + _offsets(num_gt_boxes)[rel_image]
+    gt_triplets = np.stack([gt_labels[gt_sub], gt_labels[gt_obj], relations[:, 2]], axis=1)
+    pair_sub = pairs[:, 0] + _offsets(num_pred_boxes)[pair_image]
+    pair_obj = pairs[:, 1] + _offsets(num_pred_boxes)[pair_image]
+
+    # No graph constraint: the top max_k cells of the (triplet x predicate) score matrix.
+    if len(pairs):
+        # Only images with predictions take part, so equal-sized images need no padding.
+        active = np.flatnonzero(num_pred_rels)
+        ng_image, ng_rank, ng_rows, ng_labels = _top_cells(
+            pred_scores[pair_sub] * pred_scores[pair_obj], [checked[i]['pred_rel_scores'] for i in active],
+            num_pred_rels[active], num_classes_pred, max_k, [checked[i] for i in active])
+        ng_image = active[ng_image]
+    else:
+        ng_image = ng_rank = ng_rows = ng_labels = np.zeros(0, dtype=np.int64)
+
+    # One sorted join of predictions and GT relations on (image, mode, subject, object, predicate classes).
+    num_obj_classes = int(max(gt_labels.max(initial=-1), pred_labels.max(initial=-1))) + 1
+    num_rel_classes = int(max(num_classes_pred, relations[:, 2].max(initial=-1) + 1, 1))
+    if 2 * len(checked) * num_obj_classes ** 2 * num_rel_classes >= 2 ** 62:
+        raise ValueError(f'{where}: class ids up to {num_obj_classes - 1} and predicates up to '
+                         f'{num_rel_classes - 1} are too large to join in int64; use compact 0-based ids')
+
+    def join_key(image, mode, subject_class, object_class, predicate):
+        return (((image * 2 + mode) * num_obj_classes + subject_class) * num_obj_classes
+                + object_class) * num_rel_classes + predicate
+
+    pred_rank = np.concatenate([pair_rank[graph], ng_rank])
+    pred_sub = np.concatenate([pair_sub[graph], pair_sub[ng_rows]])
+    pred_obj = np.concatenate([pair_obj[graph], pair_obj[ng_rows]])
+    pred_key = join_key(np.concatenate([pair_image[graph], ng_image]),
+                        np.repeat([0, 1], [len(graph_labels), len(ng_rows)]),
+                        pred_labels[pred_sub], pred_labels[pred_obj],
+                        np.concatenate([graph_labels, ng_labels]))
+    by_key = np.argsort(pred_key, kind='stable')  # within one image and mode, predictions stay in rank order
+    sorted_key = pred_key[by_key]
+
+    num_gt = len(relations)
+    gt_key = join_key(np.tile(rel_image, 2), np.repeat([0, 1], num_gt), np.tile(gt_triplets[:, 0], 2),
+                      np.tile(gt_triplets[:, 1], 2), np.tile(gt_triplets[:, 2], 2))
+    low = np.searchsorted(sorted_key, gt_key, side='left')
+    counts = np.searchsorted(sorted_key, gt_key, side='right') - low
+    first_hit = np.full(2 * num_gt, max_k, dtype=np.int64)
+    if counts.any():
+        gt_index, within = _positions(counts)
+        candidate = by_key[low[gt_index] + within]
+        relation = gt_index % num_gt
+        hit = ((box_iou_aligned(gt_boxes[gt_sub[relation]], pred_boxes[pred_sub[candidate]]) >= iou_thr)
+               & (box_iou_aligned(gt_boxes[gt_obj[relation]], pred_boxes[pred_obj[candidate]]) >= iou_thr))
+        nonempty = counts > 0
+        first_hit[nonempty] = np.minimum.reduceat(np.where(hit, pred_rank[candidate], max_k),
+                                                  _offsets(counts)[nonempty])
+
+    rel_bounds = np.concatenate([_offsets(num_rels), [num_gt]])
+    rank_graph = first_hit[:num_gt].astype(np.int32)
+    rank_no_graph = first_hit[num_gt:].astype(np.int32)
+    gt_triplets = gt_triplets.astype(np.int32)
+    stats = []
+    for index, entry in enumerate(checked):
+        begin, end = rel_bounds[index], rel_bounds[index + 1]
+        image_stats = {'img_id': entry['img_id'], 'max_k': max_k, 'num_pred_rels': int(num_pred_rels[index]),
+                       'num_predicates': num_classes_pred, 'gt_triplets': gt_triplets[begin:end],
+                       'rank_graph': rank_graph[begin:end], 'rank_no_graph': rank_no_graph[begin:end]}
+        if keep_detections:
+            best = np.argsort(-entry['pred_scores'], kind='stable')[:max_k]
+            image_stats['detections'] = {
+                'gt_bboxes': entry['gt_bboxes'], 'gt_labels': entry['gt_labels'],
+                'pred_bboxes': entry['pred_bboxes'][best], 'pred_labels': entry['pred_labels'][best],
+                'pred_scores': entry['pred_scores'][best]}
+        stats.append(image_stats)
+    return stats
+
+
+def iter_image_stats(records, chunk_size=256, **kwargs):
+    """Yield ``compute_image_stats`` of an iterable of records, ``chunk_size`` records at a time, so memory is
+    bounded by one chunk's predictions."""
+    chunk = []
+    first_index = 0
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == chunk_size:
+            yield from compute_image_stats(chunk, first_index=first_index, **kwargs)
+            first_index += len(chunk)
+            chunk = []
+    if chunk:
+        yield from compute_image_stats(chunk, first_index=first_index, **kwargs)
+
+
+def _triplet_keys(triplets, bases):
+    return (triplets[:, 0] * bases[1] + triplets[:, 1]) * bases[2] + triplets[:, 2]
+
+
+def _mean(values):
+    """Mean from an exactly rounded sum (``math.fsum``): any summation order gives the same float, so the
+    vectorised metrics and a plain loop agree bit for bit."""
+    return math.fsum(np.asarray(values, dtype=np.float64).tolist()) / len(values) if len(values) else 0.0
+
+
+def harmonic_mean(recall, mean_recall):
+    """F@K: the harmonic mean of R@K and mR@K (0 when both are 0)."""
+    return 2 * recall * mean_recall / (recall + mean_recall) if recall + mean_recall > 0 else 0.0
+
+
+def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_triplets=None,
+                          zeroshot_triplets=None, predicate_groups=None, predicate_names=None,
+                          train_counts=None, reference_compat=False):
+    """Turn per-image statistics (``compute_image_stats``) into the metrics.
+
+    Args:
+        stats: list of per-image dicts, one per test image.
+        topk: the K of R@K etc.; each must be <= the ``max_k`` the statistics were computed with.
+        num_predicates: C; defaults to the width of the score rows.
+        seen_triplets / zeroshot_triplets: at most one. ``seen_triplets`` (T, 3) (e.g. the training split's
+            triplets): GT triplets absent from it are zero-shot. ``zeroshot_triplets`` (T, 3): GT triplets
+            listed in it are zero-shot. Neither: no zR@K.
+        predicate_groups: dict group name -> list of predicate indices, for ``<group>_mR@K``.
+        predicate_names, train_counts: shown in the per-predicate table.
+        reference_compat: skip images without predicted triplets, as the reference evaluator does, instead of
+            counting their recall as 0.
+
+    Returns:
+        dict with the metric values (fractions) under ``R@K``, ``mR@K``, ``ngR@K``, ``zR@K``, ``F@K`` and
+        ``<group>_mR@K``, ``per_predicate`` (list of dicts) and ``images`` (counts).
+    """
+    topk = sorted({int(k) for k in topk})
+    if not stats:
+        raise ValueError('no images to evaluate')
+    if seen_triplets is not None and zeroshot_triplets is not None:
+        raise ValueError('pass seen_triplets or zeroshot_triplets, not both')
+    max_k = min(s['max_k'] for s in stats)
+    if topk[0] < 1 or topk[-1] > max_k:
+        raise ValueError(f'topk {topk} must lie in 1..{max_k} (the max_k of the per-image statistics)')
+    widths = {s['num_predicates'] for s in stats if s['num_predicates'] > 0}
+    if num_predicates is None:
+        if len(widths) != 1:
+            raise ValueError(f'cannot tell the number of predicates from the score rows (widths {widths}); '
+                             'pass num_predicates')
+        num_predicates = widths.pop()
+    elif widths - {num_predicates}:
+        raise ValueError(f'the score rows hold {sorted(widths)} predicates but num_predicates is '
+                         f'{num_predicates}')
+
+    num_rels = np.array([len(s['gt_triplets']) for s in stats], dtype=np.int64)
+    has_pred = np.array([s['num_pred_rels'] > 0 for s in stats])
+    evaluated = (num_rels > 0) & (has_pred | (not reference_compat))
+    kept = [s for s, keep in zip(stats, evaluated) if keep]
+    if not kept:
+        raise ValueError('none of the images has a GT relation (and, with reference_compat, a prediction)')
+    num_images = len(kept)
+    counts = num_rels[evaluated]
+    triplets = np.concatenate([s['gt_triplets'] for s in kept]).astype(np.int64)
+    if triplets[:, 2].max() >= num_predicates:
+        raise ValueError(f'a GT relation has predicate {triplets[:, 2].max()} but there are only '
+                         f'{num_predicates} predicates')
+    ranks = {mode: np.concatenate([s[f'rank_{mode}'] for s in kept]) for mode in MODES}
+    image = np.repeat(np.arange(num_images), counts)
+    predicate = triplets[:, 2]
+
+    # (image, predicate) cells present in the GT, for the per-image per-predicate recalls of mR@K.
+    cell, cell_of_rel = np.unique(image * num_predicates + predicate, return_inverse=True)
+    cell_count = np.bincount(cell_of_rel)
+    cell_predicate = cell % num_predicates
+    by_predicate = np.argsort(cell_predicate, kind='stable')
+    predicate_bounds = np.searchsorted(cell_predicate[by_predicate], np.arange(num_predicates + 1))
+
+    zeroshot = None
+    if seen_triplets is not None or zeroshot_triplets is not None:
+        listed = seen_triplets if seen_triplets is not None else zeroshot_triplets
+        listed = np.asarray(listed, dtype=np.int64).reshape(-1, 3)
+        bases = np.maximum(triplets.max(axis=0), listed.max(axis=0, initial=0)) + 1
+        in_list = np.isin(_triplet_keys(triplets, bases), _triplet_keys(listed, bases))
+        zeroshot = ~in_list if seen_triplets is not None else in_list
+        zeroshot_count = np.bincount(image, weights=zeroshot, minlength=num_images)
+        zeroshot_images = zeroshot_count > 0
+
+    metrics = {}
+    per_predicate_recall = {}
+    for k in topk:
+        for mode, name in (('graph', 'R'), ('no_graph', 'ngR')):
+            hit = ranks[mode] < k
+            metrics[f'{name}@{k}'] = _mean(np.bincount(image, weights=hit, minlength=num_images) / counts)
+        hit = ranks['graph'] < k
+        cell_recall = np.bincount(cell_of_rel, weights=hit, minlength=len(cell)) / cell_count
+        ordered = cell_recall[by_predicate]
+        recall = np.array([_mean(ordered[predicate_bounds[c]:predicate_bounds[c + 1]])
+                           for c in range(num_predicates)])
+        per_predicate_recall[k] = recall
+        metrics[f'mR@{k}'] = _mean(recall)
+        metrics[f'F@{k}'] = harmonic_mean(metrics[f'R@{k}'], metrics[f'mR@{k}'])
+        if zeroshot is not None and zeroshot_images.any():
+            zeroshot_hits = np.bincount(image, weights=hit & zeroshot, minlength=num_images)
+            metrics[f'zR@{k}'] = _mean(zeroshot_hits[zeroshot_images] / zeroshot_count[zeroshot_images])
+        for group, members in (predicate_groups or {}).items():
+            if len(members):
+                metrics[f'{group}_mR@{k}'] = _mean(recall[np.asarray(members, dtype=np.int64)])
+
+    group_of = {int(c): group for group, members in (predicate_groups or {}).items() for c in members}
+    test_counts = np.bincount(predicate, minlength=num_predicates)
+    test_images = np.diff(predicate_bounds)
+    per_predicate = []
+    for c in range(num_predicates):
+        row = {'predicate': c,
+               'name': str(predicate_names[c]) if predicate_names is not None else str(c),
+               'group': group_of.get(c),
+               'train_count': int(train_counts[c]) if train_counts is not None else None,
+               'test_count': int(test_counts[c]),
+               'test_images': int(test_images[c])}
+        row.update({f'R@{k}': float(per_predicate_recall[k][c]) for k in topk})
+        per_predicate.append(row)
+    metrics['per_predicate'] = per_predicate
+    metrics['images'] = {
+        'total': len(stats),
+        'evaluated': num_images,
+        'without_gt_relation': int((num_rels == 0).sum()),
+        'without_prediction': int(((num_rels > 0) & ~has_pred).sum()),
+        'with_zeroshot_gt': int(zeroshot_images.sum()) if zeroshot is not None else 0,
+        # Padded samples never get here (mmengine drops them); repeated ids mean a repeated image or a
+        # dataset whose parts share ids, which only the caller can tell apart.
+        'repeated_img_ids': len(stats) - len({str(s['img_id']) for s in stats}),
+    }
+    return metrics
+
+
+def frequency_groups(train_counts, sizes=(4, 12), names=('head', 'body', 'tail')):
+    """Split predicates into head / body / tail by training frequency.
+
+    The ``sizes[0]`` most frequent predicates form the head, the next ``sizes[1]`` the body, the rest the tail
+    (ties: lower index first). (4, 12) gives the head/body/tail sizes of PySGG's VG150 grouping.
+    """
+    counts = np.asarray(train_counts)
+    if counts.ndim != 1 or len(sizes) != len(names) - 1 or min(sizes) < 0:
+        raise ValueError(f'frequency groups need 1-D train counts and {len(names) - 1} non-negative sizes, '
+                         f'got counts of shape {counts.shape} and sizes {sizes}')
+    order = np.argsort(-counts, kind='stable')
+    bounds = np.concatenate([[0], np.cumsum(sizes), [len(counts)]]).clip(max=len(counts))
+    return {name: sorted(order[bounds[i]:bounds[i + 1]].tolist()) for i, name in enumerate(names)}
+
+
+def resolve_predicate_groups(groups, predicate_names, num_predicates, where):
+    """Map an explicit ``{group: [predicate name or index, ...]}`` onto predicate indices; one group may be
+    ``'rest'``: every predicate the other groups leave out."""
+    if not isinstance(groups, dict) or list(groups.values()).count('rest') > 1:
+        raise ValueError(f'{where}: predicate_groups must be a dict group -> list of predicates (or, for one '
+                         f"group, 'rest'), got {groups!r}")
+    index_of = {str(name): i for i, name in enumerate(predicate_names or [])}
+    resolved = {}
+    for group, members in groups.items():
+        if members == 'rest':
+            continue
+        indices = []
+        for member in members:
+            if isinstance(member, str):
+                if member not in index_of:
+                    raise ValueError(f'{where}: predicate_groups[{group!r}] names unknown predicate '
+                                     f'{member!r}')
+                indices.append(index_of[member])
+            else:
+                indices.append(int(member))
+        if num_predicates is not None and not all(0 <= c < num_predicates for c in indices):
+            raise ValueError(f'{where}: predicate_groups[{group!r}] holds indices outside '
+                             f'0..{num_predicates - 1}')
+        resolved[str(group)] = sorted(indices)
+    for group, members in groups.items():
+        if members == 'rest':
+            if num_predicates is None:
+                raise ValueError(f"{where}: predicate_groups[{group!r}] = 'rest' needs the number of "
+                                 f"predicates (dataset metainfo 'predicates')")
+            taken = {c for indices in resolved.values() for c in indices}
+            resolved[str(group)] = [c for c in range(num_predicates) if c not in taken]
+    return {str(group): resolved[str(group)] for group in groups}
+
+
+def evaluation_settings(dataset_meta=None, zeroshot_triplets='train', group_sizes=(4, 12),
+                        predicate_groups=None, where='evaluation'):
+    """Turn dataset metainfo and the user's options into ``summarize_image_stats`` keyword arguments.
+
+    Shared by ``SceneGraphMetric`` and the offline tool so both read the options the same way.
+
+    Args:
+        dataset_meta: dict with any of ``predicates`` (names), ``fg_rel_count`` (train counts per predicate)
+            and ``triplets`` (the training split's (subject class, object class, predicate) rows).
+        zeroshot_triplets: ``'train'``: GT triplets missing from ``dataset_meta['triplets']`` are zero-shot; a
+            path (``load_zeroshot_triplets``) or a (T, 3) array: the triplets listed are zero-shot; ``None``:
+            no zR@K.
+        group_sizes: sizes of the head and body groups by train frequency (``frequency_groups``); ``None``: no
+            group mR. Skipped, with a note, when ``dataset_meta`` has no ``fg_rel_count``.
+        predicate_groups: explicit ``{group: [predicate name or index]}``, used instead of ``group_sizes``.
+        where: names the caller in error messages.
+
+    Returns:
+        (keyword arguments, list of notes worth logging).
+    """
+    meta = dataset_meta or {}
+    names = list(meta['predicates']) if meta.get('predicates') is not None else None
+    counts = to_numpy(meta['fg_rel_count']).astype(np.int64) if meta.get('fg_rel_count') is not None else None
+    if names is not None and counts is not None and len(names) != len(counts):
+        raise ValueError(f'{where}: dataset metainfo has {len(names)} predicates but {len(counts)} '
+                         f'fg_rel_count entries')
+    num_predicates = len(names) if names is not None else (len(counts) if counts is not None else None)
+    settings = {'num_predicates': num_predicates, 'predicate_names': names, 'train_counts': counts}
+    notes = []
+    if isinstance(zeroshot_triplets, str) and zeroshot_triplets == 'train':
+        if meta.get('triplets') is None:
+            raise KeyError(f"{where}: zeroshot_triplets='train' needs the dataset metainfo key 'triplets' "
+                           f"(the training split's triplets); give a triplet file or None instead")
+        settings['seen_triplets'] = check_triplets(to_numpy(meta['triplets']),
+                                                   f"{where}: metainfo 'triplets'")
+    elif isinstance(zeroshot_triplets, str):
+        settings['zeroshot_triplets'] = load_zeroshot_triplets(zeroshot_triplets)
+    elif zeroshot_triplets is not None:
+        settings['zeroshot_triplets'] = check_triplets(zeroshot_triplets, f'{where}: zeroshot_triplets')
+    if predicate_groups is not None:
+        settings['predicate_groups'] = resolve_predicate_groups(predicate_groups, names, num_predicates, where)
+    elif group_sizes is not None:
+        if counts is None:
+            notes.append(f'{where}: no fg_rel_count in the dataset metainfo, so no head/body/tail mR')
+        else:
+            settings['predicate_groups'] = frequency_groups(counts, tuple(group_sizes))
+    return settings, notes
+
+
+def format_summary(summary, topk=None, per_predicate=True):
+    """Return the overall table (metric x K, in %), optionally the per-predicate table, and the image counts,
+    as plain text."""
+    if topk is None:
+        topk = sorted(int(key.split('@')[1]) for key in summary if key.startswith('R@'))
+    families = ['R', 'mR', 'ngR', 'zR', 'F']
+    families += list(dict.fromkeys(key.split('@')[0] for key in summary if key.endswith(f'_mR@{topk[0]}')))
+    rows = [[family] + [f'{100 * summary[f"{family}@{k}"]:.2f}' for k in topk]
+            for family in families if f'{family}@{topk[0]}' in summary]
+    parts = [_text_table(['metric (%)'] + [f'@{k}' for k in topk], rows)]
+    if per_predicate:
+        table_rows = [[str(p['predicate']), p['name'], p['group'] or '-',
+                       '-' if p['train_count'] is None else str(p['train_count']), str(p['test_count'])]
+                      + [f'{100 * p[f"R@{k}"]:.2f}' for k in topk] for p in summary.get('per_predicate', [])]
+        header = ['id', 'predicate', 'group', 'train', 'test GT'] + [f'R@{k} %' for k in topk]
+        parts.append(_text_table(header, table_rows))
+    images = summary.get('images', {})
+    parts.append('images: ' + ', '.join(f'{key.replace("_", " ")} {value}' for key, value in images.items()))
+    return '\n'.join(parts)
+
+
+def write_json(data, path):
+    """Write ``data`` (a summary, or metainfo lists) as indented JSON, creating the folder if needed."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as file:
+        json.dump(data, file, indent=2)
+
+
+def _text_table(header, rows):
+    columns = list(zip(header, *rows))
+    widths = [max(len(str(cell)) for cell in column) for column in columns]
+    # Columns of numbers (and '-' for unknown) are right-aligned, their header too; names left-aligned.
+    numeric = [bool(rows) and all(str(c).replace('.', '').isdigit() or c == '-' for c in column[1:])
+               for column in columns]
+    rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
+
+    def line(cells):
+        return '| ' + ' | '.join(str(cell).rjust(w) if right else str(cell).ljust(w)
+                                 for cell, w, right in zip(cells, widths, numeric)) + ' |'
+
+    return '\n'.join([rule, line(header), rule] + [line(row) for row in rows] + [rule])

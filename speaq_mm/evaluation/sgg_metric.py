@@ -1,0 +1,175 @@
+"""``SceneGraphMetric`` (SGDet R@K, mR@K, ng-R@K, zR@K, F@K, group mR, entity AP) and the prediction dump.
+
+Both are mmengine metrics registered in mmdet's ``METRICS``. The numbers come from ``sgg_core``, which the
+offline tool ``tools/analysis/eval_scene_graphs.py`` uses too.
+"""
+import logging
+
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric, DumpResults
+from mmengine.logging import print_log
+
+from .entity_ap import entity_detection_ap
+from .records import dataset_meta_to_json, load_zeroshot_triplets, record_from_data_sample
+from .sgg_core import (
+    compute_image_stats,
+    evaluation_settings,
+    format_summary,
+    summarize_image_stats,
+    write_json,
+)
+
+
+@METRICS.register_module()
+class SceneGraphMetric(BaseMetric):
+    """SGDet scene graph metrics, computed as the reference protocol does (see ``docs/evaluation.md``).
+
+    ``process`` reduces every image at once to the rank at which each GT relation is first hit (graph-
+    constrained and not), so memory stays flat however many triplets the model predicts; ranks are collected
+    across processes by ``BaseMetric``.
+
+    Args:
+        topk (Sequence[int]): the K of R@K, mR@K, ngR@K, zR@K and F@K.
+        iou_thr (float): a predicted subject/object box matches a GT box at IoU >= this.
+        zeroshot_triplets (str | list | None): ``'train'`` (default): GT triplets absent from the dataset
+            metainfo's ``triplets`` (the training split's) are zero-shot; a ``.npy`` / ``.json`` file
+            (0-based) or the reference ``zeroshot_triplet.pytorch`` (1-based), or (T, 3) rows, listing the
+            zero-shot (subject class, object class, predicate) triplets; ``None``: no zR@K.
+        group_sizes (tuple[int, int] | None): the ``head`` group is the ``group_sizes[0]`` most frequent
+            predicates in the metainfo's ``fg_rel_count``, ``body`` the next ``group_sizes[1]``, ``tail`` the
+            rest; reported as ``head_mR@K`` etc. ``None``: no group mR.
+        predicate_groups (dict | None): explicit groups ``{name: [predicate name or index]}`` instead; one
+            group may be ``'rest'`` (the predicates the others leave out).
+        reference_compat (bool): skip images without any predicted triplet, as the reference evaluator does,
+            instead of counting them as recall 0.
+        entity_ap (bool): also report COCO box AP of the predicted entities (``bbox_mAP``, ``_50``, ``_75``).
+        json_file (str | None): also write every metric plus the per-predicate table to this JSON file.
+        log_per_predicate (bool): log the per-predicate table after the overall one.
+        collect_device, prefix, collect_dir: see ``mmengine.evaluator.BaseMetric``; the prefix defaults to
+            ``sgg`` (``sgg/mR@100``).
+    """
+
+    default_prefix = 'sgg'
+
+    def __init__(self, topk=(20, 50, 100), iou_thr=0.5, zeroshot_triplets='train', group_sizes=(4, 12),
+                 predicate_groups=None, reference_compat=False, entity_ap=False, json_file=None,
+                 log_per_predicate=True, collect_device='cpu', prefix=None, collect_dir=None):
+        super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        if isinstance(topk, int):
+            topk = (topk,)
+        if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
+            raise ValueError(f'SceneGraphMetric: topk must be positive integers, got {topk!r}')
+        if not 0 < iou_thr <= 1:
+            raise ValueError(f'SceneGraphMetric: iou_thr must be in (0, 1], got {iou_thr}')
+        if group_sizes is not None and (len(group_sizes) != 2
+                                        or any(int(n) != n or n < 0 for n in group_sizes)):
+            raise ValueError(f'SceneGraphMetric: group_sizes must be two non-negative integers (head, body), '
+                             f'got {group_sizes!r}')
+        if isinstance(zeroshot_triplets, str) and zeroshot_triplets != 'train':
+            zeroshot_triplets = load_zeroshot_triplets(zeroshot_triplets)  # fail before testing, not after
+        self.topk = tuple(sorted(set(topk)))
+        self.iou_thr = iou_thr
+        self.zeroshot_triplets = zeroshot_triplets
+        self.group_sizes = group_sizes
+        self.predicate_groups = predicate_groups
+        self.reference_compat = reference_compat
+        self.entity_ap = entity_ap
+        self.json_file = json_file
+        self.log_per_predicate = log_per_predicate
+
+    @property
+    def dataset_meta(self):
+        """The dataset metainfo; setting it checks the keys the options need, before any image is tested."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta):
+        self._dataset_meta = dataset_meta
+        self._settings()
+
+    def _settings(self):
+        return evaluation_settings(self._dataset_meta, self.zeroshot_triplets, self.group_sizes,
+                                   self.predicate_groups, where=type(self).__name__)
+
+    def process(self, data_batch, data_samples):
+        """Append one small per-image statistics dict per data sample (dicts, as the Evaluator passes)."""
+        records = [record_from_data_sample(sample) for sample in data_samples]
+        num_predicates = len(self._dataset_meta['predicates']) \
+            if self._dataset_meta and self._dataset_meta.get('predicates') is not None else None
+        self.results.extend(compute_image_stats(records, iou_thr=self.iou_thr, max_k=max(self.topk),
+                                                num_predicates=num_predicates, keep_detections=self.entity_ap,
+                                                where='batch sample'))
+
+    def compute_metrics(self, results):
+        """Summarise the collected per-image statistics, log the tables and return the metric values."""
+        settings, notes = self._settings()
+        for note in notes:
+            print_log(note, logger='current')
+        summary = summarize_image_stats(results, topk=self.topk, reference_compat=self.reference_compat,
+                                        **settings)
+        if summary['images']['repeated_img_ids']:
+            print_log(f'{summary["images"]["repeated_img_ids"]} test images share an img_id with another; '
+                      f'fine if the dataset joins parts with overlapping ids, otherwise images are counted '
+                      f'twice', logger='current', level=logging.WARNING)
+        if self.entity_ap:
+            ap, coco_text = entity_detection_ap(results)
+            summary.update(ap)
+            print_log(f'entity detection AP (pycocotools):\n{coco_text}', logger='current')
+        table = format_summary(summary, self.topk, per_predicate=self.log_per_predicate)
+        print_log(f'scene graph evaluation ({"reference_compat" if self.reference_compat else "default"}):\n'
+                  f'{table}', logger='current')
+        if self.json_file:
+            write_json(summary, self.json_file)
+            print_log(f'scene graph metrics written to {self.json_file}', logger='current')
+        return {key: value for key, value in summary.items() if isinstance(value, float)}
+
+
+@METRICS.register_module()
+class DumpSceneGraphResults(DumpResults):
+    """Dump predictions in the documented per-image record format (``docs/evaluation.md``) to a pickle file.
+
+    Unlike ``mmengine.evaluator.DumpResults`` it keeps only the record fields as numpy arrays, which
+    ``tools/analysis/eval_scene_graphs.py`` re-evaluates without the model. ``meta_file_path`` (optional,
+    ``.json``) receives the dataset metainfo the metrics need offline (predicate names, train counts and
+    triplets), for the tool's ``--dataset-meta``.
+    """
+
+    def __init__(self, out_file_path, meta_file_path=None, collect_device='cpu', collect_dir=None):
+        super().__init__(out_file_path=out_file_path, collect_device=collect_device, collect_dir=collect_dir)
+        if meta_file_path is not None and not meta_file_path.endswith('.json'):
+            raise ValueError(f'DumpSceneGraphResults: meta_file_path must end with .json, '
+                             f'got {meta_file_path}')
+        self.meta_file_path = meta_file_path
+
+    def process(self, data_batch, predictions):
+        """Convert each data sample into a record."""
+        self.results.extend(record_from_data_sample(sample) for sample in predictions)
+
+    def compute_metrics(self, results):
+        """Write the dump (and the metainfo file); no metrics."""
+        super().compute_metrics(results)
+        if self.meta_file_path:
+            write_json(dataset_meta_to_json(self.dataset_meta or {}), self.meta_file_path)
+            print_log(f'dataset metainfo for offline evaluation written to {self.meta_file_path}',
+                      logger='current')
+        return {}
+
+
+def add_scene_graph_outputs(evaluator, dump_file=None, json_file=None, meta_file=None):
+    """Make an already built evaluator (``runner.test_evaluator``) write the test outputs of a scene graph
+    model; ``tools/test.py`` calls it.
+
+    ``json_file`` goes to every ``SceneGraphMetric`` of the evaluator. ``dump_file`` (``.pkl``) appends a
+    ``DumpSceneGraphResults`` (also writing ``meta_file``) given the evaluator's dataset metainfo, or, when
+    the evaluator has no ``SceneGraphMetric`` (e.g. a detector pre-training config), mmengine's
+    ``DumpResults``. Returns the number of ``SceneGraphMetric`` found.
+    """
+    metrics = [metric for metric in evaluator.metrics if isinstance(metric, SceneGraphMetric)]
+    for metric in metrics:
+        metric.json_file = json_file or metric.json_file
+    if dump_file:
+        dump = DumpSceneGraphResults(dump_file, meta_file_path=meta_file) if metrics else \
+            DumpResults(out_file_path=dump_file)
+        dump.dataset_meta = evaluator.dataset_meta
+        evaluator.metrics.append(dump)
+    return len(metrics)
