@@ -114,3 +114,10 @@ def test_load_run_config_propagates_overridden_variables(tmp_path):
     cfg = load_run_config(path, cfg_options={'step_size': 0.5})
     assert cfg.optim_wrapper.optimizer.lr == 0.5
     assert load_run_config(path).optim_wrapper.optimizer.lr == 0.001
+
+
+def test_load_run_config_allows_new_keys_but_refuses_near_misses(tmp_path):
+    path = write_toy_config(str(tmp_path), max_iters=2)
+    assert load_run_config(path, cfg_options={'find_unused_parameters': True}).find_unused_parameters
+    with pytest.raises(KeyError, match='train_cfgg.*did you mean "train_cfg"'):
+        load_run_config(path, cfg_options={'train_cfgg.max_iters': 3})

@@ -20,6 +20,8 @@ from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 from mmengine.dataset import force_full_init
 
+from ..utils import reject_unknown_kwargs
+
 # Four Visual Genome images are corrupted; image_data.json lists them but the h5 has no rows for them.
 VG_CORRUPTED_IMAGE_IDS = (1592, 1722, 4616, 4617)
 # Metainfo keys that legitimately differ between two datasets with the same vocabulary. mmengine's
@@ -599,6 +601,7 @@ class VGH5Dataset(BaseDetDataset):
             raise ValueError(f'VGH5Dataset: box_decode must be one of {BOX_DECODES}, got {box_decode!r}')
         if not isinstance(num_val_images, int) or num_val_images < 0:
             raise ValueError(f'VGH5Dataset: num_val_images must be an int >= 0, got {num_val_images!r}')
+        reject_unknown_kwargs(type(self).__name__, BaseDetDataset, kwargs)
         if kwargs.get('filter_cfg'):
             raise ValueError('VGH5Dataset: filter_cfg is not supported; use filter_empty_rels / '
                              'filter_non_overlap')

@@ -1,4 +1,4 @@
-from . import hooks  # noqa: F401  (registers the training hooks)
+from . import atomic_io, hooks, tolerant_loading  # noqa: F401  (atomic local writes, hooks, SGGLoadImageFromFile)
 from .checkpoint import load_local_checkpoint, register_checkpoint_loader
 from .config_variables import apply_variable_overrides
 from .launch import prepare_launch

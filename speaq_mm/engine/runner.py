@@ -1,4 +1,5 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: reading a config and building its Runner."""
+import difflib
 import os.path as osp
 
 from mmengine.config import Config
@@ -20,6 +21,7 @@ def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none
         raise FileNotFoundError(f'config file {config_path} does not exist')
     cfg = Config.fromfile(config_path)
     if cfg_options:
+        refuse_misspelt_keys(cfg, cfg_options, config_path)
         cfg.merge_from_dict(cfg_options)
         apply_variable_overrides(cfg, cfg_options)
     if work_dir is not None:
@@ -28,6 +30,21 @@ def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
     prepare_launch(cfg, launcher)
     return cfg
+
+
+def refuse_misspelt_keys(cfg, cfg_options, config_path):
+    """Raise if an override's top-level key is missing from the config but close to one it has.
+
+    ``--cfg-options`` may add new top-level keys (``find_unused_parameters=True``), so unknown keys are
+    allowed; a near miss such as ``real_ratoi`` would otherwise change nothing without a word.
+    """
+    for key in cfg_options:
+        top = key.split('.')[0]
+        if top in cfg:
+            continue
+        close = difflib.get_close_matches(top, list(cfg.keys()), n=1, cutoff=0.8)
+        if close:
+            raise KeyError(f'--cfg-options {key}: {config_path} has no key "{top}"; did you mean "{close[0]}"?')
 
 
 def build_runner(cfg):

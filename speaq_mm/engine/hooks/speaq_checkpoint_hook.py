@@ -1,0 +1,134 @@
+"""mmengine's CheckpointHook, made safe against a job killed or a disk filling up while it saves.
+
+mmengine 0.10.7's ``CheckpointHook`` deletes the checkpoint that ``max_keep_ckpts`` retires, and the previous
+best checkpoint, *before* writing the new one, and writes ``last_checkpoint`` with a plain ``open``. A run
+killed (or out of disk space) during the save is left with no complete checkpoint, or with a
+``last_checkpoint`` pointing at a truncated file. This subclass keeps every behaviour and argument of
+``CheckpointHook`` but orders the steps so that a complete checkpoint is always on disk:
+
+1. the new checkpoint is written atomically (``speaq_mm.engine.atomic_io``: temporary file, fsync, rename);
+2. ``last_checkpoint`` is then rewritten atomically;
+3. only then are the retired checkpoint and the replaced best checkpoint deleted.
+
+Before training it removes the temporary files an interrupted save left behind (and says so in the log), and
+after a resume it checks that the best-checkpoint record restored from the checkpoint (mmengine keeps it in
+the message hub's runtime info) names a file that exists.
+"""
+import glob
+import os.path as osp
+
+from mmdet.registry import HOOKS
+from mmengine.dist import is_main_process
+from mmengine.fileio.backends import LocalBackend
+from mmengine.hooks import CheckpointHook
+
+from ..atomic_io import atomic_write, find_partial_files
+
+
+@HOOKS.register_module()
+class SpeaQCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` (same arguments) whose saves never leave the run without a complete checkpoint."""
+
+    def before_train(self, runner) -> None:
+        """Set up as ``CheckpointHook`` does; clean up after an interrupted save; check the best record."""
+        super().before_train(runner)
+        if not is_main_process() or not isinstance(self.file_backend, LocalBackend):
+            return
+        partial = find_partial_files(self.out_dir)
+        for path in partial:
+            self.file_backend.remove(path)
+        if partial:
+            runner.logger.warning(
+                f'removed {len(partial)} incomplete file(s) that an interrupted save left in {self.out_dir}: '
+                f'{[osp.basename(path) for path in partial]}; the complete checkpoints are untouched')
+        if self.save_best is not None and runner.iter > 0:
+            self._check_best_record(runner)
+
+    def _check_best_record(self, runner) -> None:
+        """Log the best-checkpoint record a resumed run continues from, and any mismatch with the disk."""
+        records = ([self.best_ckpt_path] if len(self.key_indicators) == 1
+                   else list(self.best_ckpt_path_dict.values()))
+        for key, path in zip(self.key_indicators, records):
+            score_key = 'best_score' if len(self.key_indicators) == 1 else f'best_score_{key}'
+            score = runner.message_hub.get_info(score_key)
+            on_disk = sorted(glob.glob(osp.join(glob.escape(self.out_dir),
+                                                f'best_{key.replace("/", "_")}_*.pth')))
+            if path is None:
+                if on_disk:
+                    runner.logger.warning(
+                        f'the resumed checkpoint has no best-checkpoint record for {key}, but '
+                        f'{[osp.basename(p) for p in on_disk]} exist (left by an interrupted run); the next '
+                        'validation starts a new record')
+                continue
+            if not self.file_backend.isfile(path):
+                runner.logger.warning(
+                    f'the resumed best-checkpoint record for {key} ({score}) names {path}, which does not '
+                    f'exist; best files present: {[osp.basename(p) for p in on_disk]}. A better score will '
+                    'write a new best checkpoint.')
+            elif len(on_disk) > 1:
+                runner.logger.warning(
+                    f'several best checkpoints for {key} are on disk ({[osp.basename(p) for p in on_disk]}); '
+                    f'the record restored from the checkpoint is {osp.basename(path)} ({score}). The others '
+                    'were left by an interrupted run.')
+            else:
+                runner.logger.info(f'resumed best-checkpoint record for {key}: {score} in {osp.basename(path)}')
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        """Save checkpoint ``step``, then point ``last_checkpoint`` at it, then retire old checkpoints."""
+        retired = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            # The list is updated before saving because the checkpoint stores it (message hub runtime info).
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                retired.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        atomic_write(self.last_ckpt, osp.join(runner.work_dir, 'last_checkpoint'))
+        for old_step in retired:
+            self._remove(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step)))
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """``CheckpointHook``'s best-checkpoint logic, with the old best deleted only after the new one and
+        the re-saved last checkpoint (which records the new best) are complete."""
+        deferred = []
+        # mmengine updates the record before it writes the file; a failed write must not leave a record
+        # naming a file that does not exist.
+        record = {key: value for key, value in runner.message_hub.runtime_info.items()
+                  if key.startswith(('best_score', 'best_ckpt'))}
+        paths = (getattr(self, 'best_ckpt_path', None), dict(getattr(self, 'best_ckpt_path_dict', {})))
+        self.file_backend.remove = deferred.append  # instance attribute: shadows the method meanwhile
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        except BaseException:
+            for key in [key for key in runner.message_hub.runtime_info
+                        if key.startswith(('best_score', 'best_ckpt')) and key not in record]:
+                runner.message_hub.runtime_info.pop(key)
+            for key, value in record.items():
+                runner.message_hub.update_info(key, value)
+            self.best_ckpt_path, self.best_ckpt_path_dict = paths
+            raise
+        finally:
+            del self.file_backend.remove
+        for path in deferred:
+            self._remove(path)
+
+    def _remove(self, path) -> None:
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # checkpoints saved by DeepSpeed are folders
+            self.file_backend.rmtree(path)

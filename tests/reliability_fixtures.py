@@ -1,0 +1,286 @@
+"""Small toy runs for the reliability tests: data, a config writer, a recording hook and process helpers.
+
+The configs that :func:`write_run_config` writes inherit the shipped ``configs/toy/speaq_tiny_toy_mix.py`` and
+only shrink it (tiny data, batch, schedule) and add :class:`ReliabilityProbeHook`, so the tests exercise the
+recipe users run. They import this module through ``custom_imports``, so processes started by torchrun or by
+``tools/train.py`` register the same hook.
+"""
+import functools
+import json
+import os
+import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mmengine.config.config as mmengine_config
+import torch
+from mmdet.registry import HOOKS
+from mmengine.dist import get_dist_info
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from speaq_mm.engine import atomic_io
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOY_MIX_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_mix.py')
+# Our modules that the lead has not yet imported from speaq_mm.engine; harmless once it does.
+RELIABILITY_IMPORTS = ['speaq_mm', 'speaq_mm.engine.atomic_io', 'speaq_mm.engine.tolerant_loading',
+                       'speaq_mm.engine.hooks.speaq_checkpoint_hook',
+                       'speaq_mm.engine.hooks.checkpoint_compatibility_hook',
+                       'speaq_mm.engine.hooks.empty_relations_guard_hook', 'tests.reliability_fixtures']
+# Real: 16 train-split images (the first VAL_IMAGES are val, as in the recipe) and 5 test images (an odd
+# number, so that two ranks need padding).
+REAL_TRAIN, REAL_TEST, SYNTHETIC_TRAIN, VAL_IMAGES = 16, 5, 8, 4
+BEST_KEY = 'sgg/R@50'
+
+
+def _memoize_config_formatting():
+    """Format each distinct config text once per process.
+
+    mmengine runs yapf over the whole config (seconds for the SpeaQ configs on a busy machine) when a Runner
+    starts, twice, and again in every checkpoint it saves; the tests save several. yapf is a pure function of
+    its input, so caching it changes no output.
+    """
+    format_code = mmengine_config.FormatCode
+
+    @functools.lru_cache(maxsize=16)
+    def cached(text, style_items):
+        return format_code(text, style_config=dict(style_items))
+
+    def format_once(text, style_config=None, **kwargs):
+        if kwargs or not isinstance(style_config, dict):
+            return format_code(text, style_config=style_config, **kwargs)
+        return cached(text, tuple(sorted(style_config.items())))
+
+    mmengine_config.FormatCode = format_once
+
+
+_memoize_config_formatting()
+
+
+def make_toy_data(folder):
+    """Write a tiny real-style and synthetic-style toy set under ``folder`` (once); return their roots."""
+    from tools.misc.make_toy_scenes import make_toy_scenes
+    roots = dict(real=osp.join(folder, 'toy_real') + '/', synthetic=osp.join(folder, 'toy_synthetic') + '/')
+    if not osp.isfile(osp.join(roots['synthetic'], 'VG-SGG-with-attri.h5')):
+        make_toy_scenes(roots['real'], num_train=REAL_TRAIN, num_test=REAL_TEST, seed=5)
+        make_toy_scenes(roots['synthetic'], num_train=SYNTHETIC_TRAIN, num_test=1, style='synthetic', seed=5)
+    return roots
+
+
+def shared_toy_data(tmp_path_factory):
+    """The toy sets of :func:`make_toy_data`, made once per test session (tests must not modify them)."""
+    return make_toy_data(str(tmp_path_factory.getbasetemp() / 'reliability_toy_data'))
+
+
+def copy_toy_data(roots, folder):
+    """A private copy of the toy sets (for tests that damage files); returns the new roots."""
+    import shutil
+    copied = {}
+    for source, root in roots.items():
+        copied[source] = osp.join(folder, osp.basename(root.rstrip('/'))) + '/'
+        shutil.copytree(root, copied[source])
+    return copied
+
+
+def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, milestone=None, on_unreadable='error',
+                     validate=True, probe=None, extra=''):
+    """Write a small run of the toy mix recipe into ``folder``; return the config path.
+
+    Args:
+        folder (str): where the config is written; the run's work dir is ``<folder>/work``.
+        roots (dict): ``real`` and ``synthetic`` data roots.
+        max_iters (int): training iterations.
+        interval (int): validation and checkpoint interval (iterations).
+        batch_size (int): samples per rank and batch.
+        milestone (int, optional): iteration where the learning rate drops 10x (default ``max_iters - 2``);
+            the first 3 iterations warm up linearly from a quarter of the rate.
+        on_unreadable (str): ``SGGLoadImageFromFile`` policy of the training pipeline.
+        validate (bool): keep the validation loop (it also runs after the last iteration).
+        probe (dict, optional): extra arguments of :class:`ReliabilityProbeHook`.
+        extra (str): config lines appended at the end.
+    """
+    milestone = max_iters - 2 if milestone is None else milestone
+    probe = dict(dict(record_dir=osp.join(folder, 'records')), **(probe or {}))
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, 'reliability_run.py')
+    with open(path, 'w') as f:
+        f.write(f"""_base_ = [{TOY_MIX_CONFIG!r}]
+custom_imports = dict(imports={RELIABILITY_IMPORTS!r}, allow_failed_imports=False)
+work_dir = {osp.join(folder, 'work')!r}
+train_pipeline = [dict(type='SGGLoadImageFromFile', on_unreadable={on_unreadable!r})] + _base_.train_pipeline[1:]
+real_train_dataset = dict(_base_.real_train_dataset, data_root={roots['real']!r}, num_val_images={VAL_IMAGES},
+                          pipeline=train_pipeline)
+synthetic_train_dataset = dict(_base_.synthetic_train_dataset, data_root={roots['synthetic']!r},
+                               num_val_images=0, pipeline=train_pipeline)
+train_dataloader = dict(batch_size={batch_size}, num_workers=0, persistent_workers=False,
+                        batch_sampler=dict(infinite=True),
+                        dataset=dict(datasets=[real_train_dataset, synthetic_train_dataset]))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root={roots['real']!r}, num_val_images={VAL_IMAGES}))
+test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root={roots['real']!r}, num_val_images={VAL_IMAGES}))
+train_cfg = dict(max_iters={max_iters}, val_interval={interval})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.25, by_epoch=False, begin=0, end=3),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end={max_iters}, milestones=[{milestone}], gamma=0.1)]
+default_hooks = dict(
+    checkpoint=dict(type='SpeaQCheckpointHook', by_epoch=False, interval={interval}, max_keep_ckpts=1,
+                    save_best={BEST_KEY!r}, rule='greater'),
+    logger=dict(interval=1))
+custom_hooks = _base_.custom_hooks + [
+    dict(type='SpeaQCheckpointCompatibilityHook'),
+    dict(type='SpeaQEmptyRelationsGuardHook', max_consecutive_empty_batches=2),
+    dict(type='ReliabilityProbeHook', **{probe!r})]
+{'' if validate else 'val_cfg = val_dataloader = val_evaluator = None'}
+{extra}
+""")
+    return path
+
+
+@HOOKS.register_module()
+class ReliabilityProbeHook(Hook):
+    """Records what a run did, one JSON line per event, in ``<record_dir>/rank<r>.jsonl``; injects faults.
+
+    Lines: ``{"event": "train", "iter", "lr", "samples": [[source, img_id], ...], "loss", "pid"}`` after every
+    training iteration (before the checkpoint hook saves), ``{"event": "val", "iter", "score"}`` after every
+    validation and ``{"event": "test", "metrics"}`` after a test.
+
+    Args:
+        record_dir (str): folder of the record files.
+        nan_loss_at (Sequence[int]): 1-based iterations whose loss is made NaN.
+        stall_checkpoint_at (int, optional): when the checkpoint of this iteration is written, write half of it
+            to the temporary file, create ``<record_dir>/stalled`` and sleep, so that a test can kill the
+            process in the middle of the write.
+    """
+
+    priority = 'NORMAL'  # after_train_iter before ParamSchedulerHook (LOW) steps the learning rate
+
+    def __init__(self, record_dir, nan_loss_at=(), stall_checkpoint_at=None):
+        self.record_dir = record_dir
+        self.nan_loss_at = set(nan_loss_at)
+        self.stall_checkpoint_at = stall_checkpoint_at
+        os.makedirs(record_dir, exist_ok=True)
+
+    def _record(self, **line):
+        rank, _ = get_dist_info()
+        with open(osp.join(self.record_dir, f'rank{rank}.jsonl'), 'a') as f:
+            f.write(json.dumps(dict(line, pid=os.getpid())) + '\n')
+
+    def before_train(self, runner):
+        """Install the requested faults."""
+        if self.nan_loss_at:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            compute_losses = model.loss
+
+            def nan_loss(*args, **kwargs):
+                losses = compute_losses(*args, **kwargs)
+                if runner.iter + 1 in self.nan_loss_at:
+                    key = next(key for key in losses if 'loss' in key)
+                    losses[key] = losses[key] * float('nan')
+                return losses
+
+            model.loss = nan_loss
+        if self.stall_checkpoint_at is not None:
+            self._stall_checkpoint_write(f'.iter_{self.stall_checkpoint_at}.pth.')
+
+    def _stall_checkpoint_write(self, partial_prefix):
+        write = atomic_io._write_payload
+        marker = osp.join(self.record_dir, 'stalled')
+
+        def stalling_write(stream, data):
+            if not osp.basename(stream.name).startswith(partial_prefix):
+                return write(stream, data)
+            stream.write(data[:len(data) // 2])
+            stream.flush()
+            os.fsync(stream.fileno())
+            with open(marker, 'w') as f:
+                f.write(stream.name)
+            time.sleep(600)  # the test kills the process meanwhile
+
+        atomic_io._write_payload = stalling_write
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        """Record the iteration's samples, learning rate and loss."""
+        samples = [[s.metainfo['source'], str(s.metainfo['img_id'])] for s in data_batch['data_samples']]
+        loss = float(outputs['loss']) if outputs and 'loss' in outputs else None
+        self._record(event='train', iter=runner.iter + 1, lr=runner.optim_wrapper.get_lr()['lr'][0],
+                     samples=samples, loss=loss if loss is None or loss == loss else 'nan')
+
+    def after_val_epoch(self, runner, metrics=None):
+        """Record the validation score the best checkpoint is chosen by."""
+        self._record(event='val', iter=runner.iter, score=(metrics or {}).get(BEST_KEY))
+
+    def after_test_epoch(self, runner, metrics=None):
+        """Record every test metric."""
+        self._record(event='test', metrics={key: float(value) for key, value in (metrics or {}).items()})
+
+
+def expected_batches(cfg, count):
+    """``[source, img_id]`` of every sample of the first ``count`` training batches of an uninterrupted run of
+    ``cfg`` on one process (from a fresh dataloader's batch sampler; no image is loaded)."""
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    dataloader = Runner.build_dataloader(cfg.train_dataloader, seed=cfg.randomness.seed)
+    sampler, dataset = dataloader.batch_sampler, dataloader.dataset
+    return [[[dataset.get_data_info(i)['source'], str(dataset.get_data_info(i)['img_id'])]
+             for i in sampler.rank_batch(index)] for index in range(count)]
+
+
+def read_records(record_dir, rank=0):
+    """The lines a :class:`ReliabilityProbeHook` wrote for ``rank``."""
+    path = osp.join(record_dir, f'rank{rank}.jsonl')
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.endswith('\n')]
+
+
+def free_port():
+    """A TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def subprocess_env(**extra):
+    """Environment for child processes: the repository importable, one thread each (2 shared cores)."""
+    return dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHON=sys.executable,
+                **extra)
+
+
+def start_training(config, log_path, *args):
+    """Start ``tools/train.py config *args`` in a new process group; its output goes to ``log_path``."""
+    log = open(log_path, 'w')
+    return subprocess.Popen([sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config, *args],
+                            cwd=REPO_ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def kill_when(process, condition, timeout, log_path):
+    """SIGKILL ``process`` as soon as ``condition()`` holds; fail if it exits or times out first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f'the run ended (code {process.returncode}) before it could be killed:\n'
+                                 + _tail(log_path))
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f'the run did not reach the kill point in {timeout} s:\n' + _tail(log_path))
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _tail(path, chars=4000):
+    with open(path) as f:
+        return f.read()[-chars:]
+
+
+def load_complete(path):
+    """Load a checkpoint file completely (fails on a truncated one)."""
+    return torch.load(path, map_location='cpu', weights_only=False)
