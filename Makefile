@@ -2,13 +2,17 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install test lint bench
+.PHONY: install test lint bench demo
 
 install:
 	bash tools/install.sh
 
 test: install
 	$(PYTHON) -m pytest -q tests
+
+# Generates the toy real + synthetic scenes, trains the tiny SpeaQ on their mix, evaluates it (work_dirs/demo).
+demo:
+	bash tools/demo.sh
 
 lint: install
 	$(PYTHON) -m ruff check speaq_mm tools tests configs projects

@@ -9,7 +9,8 @@ image_size = 128  # images are resized to fit image_size x image_size
 toy_predicates = ('above', 'below', 'left of', 'near', 'on', 'right of')
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
+    dict(type='SGGLoadImageFromFile', on_unreadable='error'),
     dict(type='LoadSGGAnnotations'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='SwapPredicatesOnFlip', predicates=toy_predicates, horizontal=[('left of', 'right of')]),

@@ -9,7 +9,8 @@ backend_args = None  # mmengine file backend for the images (None: local disk)
 # multi-scale resize. Boxes emptied by the crop are removed with their relations; one predicate per pair.
 train_scales = [(1333, short) for short in range(480, 801, 32)]  # (long side cap, short side) choices
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
+    dict(type='SGGLoadImageFromFile', on_unreadable='error', backend_args=backend_args),
     dict(type='LoadSGGAnnotations'),
     dict(type='RandomFlip', prob=0.5),
     dict(

@@ -1,0 +1,79 @@
+# SpeaQ on ResNet-101: the model of the SpeaQ README recipe (docs/model.md; reference spec sections 1-3).
+# Sizes: 150 object classes, 50 predicates, 256-d, 6 encoder + 3 x 6 decoder layers, 300 subject/object
+# queries, 600 relation queries in 4 predicate groups. 93,328,270 parameters, as the reference.
+model = dict(
+    type='SpeaQDetector',
+    num_entity_queries=300,  # reference NUM_OBJECT_QUERIES (ONLY_PREDICATE_MULTIPLY keeps it at 300)
+    num_relation_queries=600,  # reference NUM_RELATION_QUERIES (300) x MULTIPLY_QUERY (2)
+    feature_stride=32,  # ResNet res5
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,  # the reference reads RGB
+        pad_size_divisor=1),  # pad to the batch's largest image only
+    backbone=dict(
+        type='ResNet',
+        depth=101,
+        num_stages=4,
+        out_indices=(3, ),  # only res5 (2048 channels, stride 32)
+        frozen_stages=1,  # detectron2 FREEZE_AT=2: stem and res2 frozen
+        norm_cfg=dict(type='BN', requires_grad=False),  # FrozenBN
+        norm_eval=True,
+        style='pytorch',  # STRIDE_IN_1X1 False: the stride sits on the 3x3 conv
+        init_cfg=None),  # weights come from load_from (a converted DETR detector)
+    neck=dict(  # the 1x1 input projection (reference input_proj)
+        type='ChannelMapper', in_channels=[2048], kernel_size=1, out_channels=256, act_cfg=None,
+        norm_cfg=None, num_outs=1),
+    # mmcv MultiheadAttention: 'dropout' sets both the attention and the residual dropout, as the reference.
+    encoder=dict(
+        num_layers=6,
+        layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
+            ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, num_fcs=2, ffn_drop=0.1,
+                         act_cfg=dict(type='ReLU', inplace=True)))),
+    decoder=dict(  # SpeaQIterativeRelationDecoder
+        num_layers=6,
+        num_heads=8,  # heads of the conditioning and graph attentions
+        dropout=0.1,  # their dropout
+        layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
+            cross_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
+            ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, num_fcs=2, ffn_drop=0.1,
+                         act_cfg=dict(type='ReLU', inplace=True)))),
+    positional_encoding=dict(num_feats=128, normalize=True),  # DETR PositionEmbeddingSine
+    bbox_head=dict(
+        type='SpeaQRelationHead',
+        num_entity_classes=150,  # VG150 object classes (no-object is an extra output)
+        num_predicates=50,  # VG150 predicates (no-relation is an extra output)
+        embed_dims=256,
+        criterion=dict(
+            type='SpeaQRelationCriterion',
+            entity_cls_weight=1.0,  # COST_CLASS as loss weight of the subject/object cross-entropy
+            predicate_cls_weight=1.0,
+            no_object_weight=0.1,  # NO_OBJECT_WEIGHT
+            reweight_predicates=True,  # REWEIGHT_RELATIONS
+            oversample_param=0.07,  # OVERSAMPLE_PARAM (alpha)
+            undersample_param=1.5,  # UNDERSAMPLE_PARAM (2 x beta)
+            no_relation_weight=0.1,  # REWEIGHT_REL_EOS_COEF
+            class_weight_range=(0.01, 1000.0),  # clamp of the predicate class weights (recipe: 1..768)
+            loss_bbox=dict(type='L1Loss', loss_weight=5.0),  # L1_WEIGHT
+            loss_iou=dict(type='GIoULoss', loss_weight=2.0))),  # GIOU_WEIGHT
+    train_cfg=dict(
+        assigner=dict(
+            type='SpeaQTripletMatcher',
+            class_weight=1.0,  # COST_CLASS
+            bbox_weight=5.0,  # L1_WEIGHT
+            giou_weight=2.0,  # GIOU_WEIGHT
+            one_to_many='dynamic',  # ONE2MANY_SCHEME
+            k=4,  # ONE2MANY_K
+            quality_combine='max',  # ONE2MANY_DYNAMIC_SCHEME
+            predicate_score_weight=-0.5,  # ONE2MANY_PREDICATE_SCORE True + ONE2MANY_PREDICATE_WEIGHT
+            use_group_mask=True,  # USE_GROUP_MASK
+            num_groups=4,  # NUM_GROUPS
+            group_counts='train_statistics',  # 'reference' reproduces the SpeaQ repo's hard-coded VG table
+            match_independent=True)),  # MATCH_INDEPENDENT
+    test_cfg=dict(
+        nms_iou_threshold=0.5,  # MODEL.ROI_HEADS.NMS_THRESH_TEST
+        predicates_per_query=1))  # TEST.NUM_REL
+

@@ -1,0 +1,4 @@
+"""Detectors."""
+from .speaq_detector import SpeaQDetector
+
+__all__ = ['SpeaQDetector']

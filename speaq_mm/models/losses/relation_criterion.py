@@ -1,0 +1,210 @@
+"""The set criterion of IterativeSG/SpeaQ with predicate reweighting and per-sample loss weights.
+
+Box terms reuse mmdet's ``L1Loss`` and ``GIoULoss`` (configurable) for the element-wise values; the
+reductions are written out because they must keep the reference's unweighted denominators while every
+element carries its image's loss weight. The classification terms are cross-entropies written here with
+``F.cross_entropy``: their class weights come from the train split's statistics at the start of training
+(mmdet's ``CrossEntropyLoss`` fixes them at build time) and their denominator is the reference's
+class-weighted query count.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.losses import accuracy
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.utils import reduce_mean
+from mmengine.model import BaseModule
+
+from ..task_modules.predicate_groups import validate_predicate_counts
+
+
+def predicate_class_weights(counts, oversample_param, undersample_param, no_relation_weight,
+                            weight_range):
+    """Reference reweighting (spec §3.4), then clamped.
+
+    w_c = max(sqrt(alpha / (f_c + 1e-5)), 1) ** U with f_c = count_c / sum(count), clamped to
+    ``weight_range``; the no-relation weight is appended last. With alpha = 0.07 and U = 1.5 the formula
+    gives weights in [1, 768.4], so the default range (0.01, 1000) leaves the recipe untouched and only
+    stops pathological parameters (e.g. alpha = 1, U = 4 gives 1e10) from overflowing fp16 logits' grads.
+
+    Args:
+        counts (np.ndarray): validated per-predicate counts.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    frequency = counts / counts.sum()
+    weights = torch.clamp((oversample_param / (frequency + 1e-5)).sqrt(), min=1.0) ** undersample_param
+    weights = weights.clamp(*weight_range)
+    return torch.cat([weights, weights.new_tensor([no_relation_weight])]).float()
+
+
+@MODELS.register_module()
+class SpeaQRelationCriterion(BaseModule):
+    """Losses of one decoder layer given a matching (spec §3.3, §3.4 and the per-sample weights of §10).
+
+    Every loss term of an image's queries, matched or background, is multiplied by the image's
+    ``loss_weight`` while the denominators stay the reference's unweighted ones: the class-weighted number
+    of queries for the cross-entropies and the number of matched pairs (averaged over ranks, at least 1)
+    for the box terms. A batch of weights 1.0 therefore gives exactly the unweighted loss and a batch of
+    weights 0.5 exactly half of it.
+
+    Args:
+        num_entity_classes (int): C object classes (no-object is index C).
+        num_predicates (int): P predicates (no-relation is index P).
+        entity_cls_weight (float): weight of the subject and object cross-entropies.
+        predicate_cls_weight (float): weight of the predicate cross-entropy.
+        no_object_weight (float): class weight of no-object in the entity cross-entropies.
+        reweight_predicates (bool): use the frequency-based predicate weights of spec §3.4 (needs
+            `set_predicate_counts`); otherwise every predicate weighs 1.
+        oversample_param (float): alpha of the reweighting, >= 0.
+        undersample_param (float): U (twice beta) of the reweighting, >= 0.
+        no_relation_weight (float): class weight of no-relation, > 0.
+        class_weight_range (tuple[float, float]): clamp of the predicate class weights.
+        loss_bbox (dict, optional): element-wise box loss on normalised cxcywh; default mmdet ``L1Loss`` with
+            loss_weight 5.
+        loss_iou (dict, optional): element-wise box loss on xyxy; default mmdet ``GIoULoss`` with
+            loss_weight 2.
+    """
+
+    def __init__(self,
+                 num_entity_classes,
+                 num_predicates,
+                 entity_cls_weight=1.0,
+                 predicate_cls_weight=1.0,
+                 no_object_weight=0.1,
+                 reweight_predicates=True,
+                 oversample_param=0.07,
+                 undersample_param=1.5,
+                 no_relation_weight=0.1,
+                 class_weight_range=(0.01, 1000.0),
+                 loss_bbox=None,
+                 loss_iou=None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (('oversample_param', oversample_param), ('undersample_param', undersample_param)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f'{name} must be a finite number >= 0, got {value}')
+        class_weights = (('no_object_weight', no_object_weight), ('no_relation_weight', no_relation_weight))
+        for name, value in class_weights:
+            # A zero weight makes the weighted mean 0/0 for a batch without matches.
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        low, high = class_weight_range
+        if not (0 < low <= high < math.inf):
+            raise ValueError(f'class_weight_range must satisfy 0 < low <= high < inf, got '
+                             f'{class_weight_range}')
+        self.num_entity_classes = num_entity_classes
+        self.num_predicates = num_predicates
+        self.entity_cls_weight = entity_cls_weight
+        self.predicate_cls_weight = predicate_cls_weight
+        self.reweight_predicates = reweight_predicates
+        self.oversample_param = oversample_param
+        self.undersample_param = undersample_param
+        self.no_relation_weight = no_relation_weight
+        self.class_weight_range = (low, high)
+        self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
+        self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
+        entity_weights = torch.ones(num_entity_classes + 1)
+        entity_weights[-1] = no_object_weight
+        predicate_weights = torch.ones(num_predicates + 1)
+        predicate_weights[-1] = no_relation_weight
+        # Not persistent: they follow the dataset statistics of each run rather than a checkpoint.
+        self.register_buffer('entity_class_weights', entity_weights, persistent=False)
+        self.register_buffer('predicate_class_weights', predicate_weights, persistent=False)
+        self.has_predicate_counts = not reweight_predicates
+
+    def set_predicate_counts(self, counts, origin='fg_rel_count'):
+        """Compute the predicate class weights from the train split's per-predicate counts."""
+        counts = validate_predicate_counts(counts, self.num_predicates, origin)
+        if self.reweight_predicates:
+            weights = predicate_class_weights(counts, self.oversample_param, self.undersample_param,
+                                              self.no_relation_weight, self.class_weight_range)
+            self.predicate_class_weights.copy_(weights)
+        self.has_predicate_counts = True
+
+    def forward(self, predictions, targets, matches, with_logs=False):
+        """Loss terms of one layer.
+
+        Args:
+            predictions (RelationPredictions): one layer, fields (B, Q, ...).
+            targets (list[RelationTargets]): one per image.
+            matches (list[tuple[Tensor, Tensor]]): per image (query indices, GT relation indices).
+            with_logs (bool): also return detached logging values (class errors and the relation losses
+                split per source), named without ``loss``.
+
+        Returns:
+            tuple[dict, dict]: weighted loss terms (``loss_*``), and logging values.
+        """
+        if not self.has_predicate_counts:
+            raise RuntimeError('SpeaQRelationCriterion with reweight_predicates needs the train split '
+                               'statistics: call set_predicate_counts(fg_rel_count)')
+        device = predictions.predicate_logits.device
+        batch, num_queries = predictions.predicate_logits.shape[:2]
+        image_index = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
+        query_index = torch.cat([q for q, _ in matches])
+        gt_index = [g for _, g in matches]
+        sample_weights = torch.tensor([t.loss_weight for t in targets], dtype=torch.float32, device=device)
+        query_weights = sample_weights.repeat_interleave(num_queries)
+        matched_weights = sample_weights[image_index]
+        num_matched = reduce_mean(torch.tensor(float(len(query_index)), device=device)).clamp(min=1).item()
+
+        def gather_entities(field, column):
+            return torch.cat([getattr(t, field)[t.pairs[g, column]] for t, g in zip(targets, gt_index)])
+
+        branches = {
+            'subject': (predictions.subject_logits, predictions.subject_boxes,
+                        gather_entities('entity_labels', 0), gather_entities('entity_boxes', 0),
+                        self.entity_class_weights, self.entity_cls_weight, 'loss_ce_subject'),
+            'object': (predictions.object_logits, predictions.object_boxes,
+                       gather_entities('entity_labels', 1), gather_entities('entity_boxes', 1),
+                       self.entity_class_weights, self.entity_cls_weight, 'loss_ce_object'),
+            'relation': (predictions.predicate_logits, predictions.relation_boxes,
+                         torch.cat([t.predicate_labels[g] for t, g in zip(targets, gt_index)]),
+                         torch.cat([t.relation_boxes[g] for t, g in zip(targets, gt_index)]),
+                         self.predicate_class_weights, self.predicate_cls_weight, 'loss_relation'),
+        }
+        losses, logs = {}, {}
+        for branch, branch_inputs in branches.items():
+            logits, boxes, labels, target_boxes, class_weights, cls_weight, ce_name = branch_inputs
+            background = logits.shape[-1] - 1
+            query_labels = torch.full((batch, num_queries), background, dtype=torch.long, device=device)
+            query_labels[image_index, query_index] = labels
+            query_labels = query_labels.reshape(-1)
+            class_weighted_nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), query_labels,
+                                                 weight=class_weights, reduction='none')
+            denominator = class_weights[query_labels].sum()
+            losses[ce_name] = cls_weight * (class_weighted_nll * query_weights).sum() / denominator
+            matched_boxes = boxes[image_index, query_index].float()
+            l1 = self.loss_bbox(matched_boxes, target_boxes, reduction_override='none')
+            if l1.dim() == 0:  # mmdet's L1Loss returns a scalar 0 when there is no target
+                l1 = matched_boxes * 0
+            giou = self.loss_iou(bbox_cxcywh_to_xyxy(matched_boxes), bbox_cxcywh_to_xyxy(target_boxes),
+                                 reduction_override='none')
+            losses[f'loss_bbox_{branch}'] = (l1 * matched_weights[:, None]).sum() / num_matched
+            losses[f'loss_giou_{branch}'] = (giou * matched_weights).sum() / num_matched
+            if not with_logs:
+                continue
+            if branch != 'relation':
+                matched_logits = logits[image_index, query_index].detach()
+                logs[f'class_error_{branch}'] = (100 - accuracy(matched_logits, labels) if len(labels)
+                                                 else logits.new_tensor(100.0))
+                continue
+            logs.update(self._split_by_source(targets, num_queries, image_index, class_weighted_nll.detach(),
+                                              class_weights[query_labels], l1.detach(), giou.detach()))
+        return losses, logs
+
+    @staticmethod
+    def _split_by_source(targets, num_queries, image_index, class_weighted_nll, label_weights, l1, giou):
+        """Unweighted relation losses of each source's images (detached, for the log only)."""
+        logs = {}
+        sources = [t.source for t in targets]
+        for source in sorted({s for s in sources if s is not None}):
+            images = torch.tensor([s == source for s in sources], device=class_weighted_nll.device)
+            queries = images.repeat_interleave(num_queries)
+            matched = images[image_index]
+            logs[f'{source}.relation_ce'] = class_weighted_nll[queries].sum() / label_weights[queries].sum()
+            count = matched.sum().clamp(min=1)
+            logs[f'{source}.relation_l1'] = l1[matched].sum() / count
+            logs[f'{source}.relation_giou'] = giou[matched].sum() / count
+        return logs

@@ -1,0 +1,242 @@
+"""Hungarian matching of relation queries to ground-truth triplets, with SpeaQ's groups and one-to-many.
+
+mmdet's ``HungarianAssigner`` matches one set of boxes to one set of GT instances; a triplet query carries
+three boxes and three classifications, may be matched to several copies of one GT (quality-aware
+one-to-many), is masked by predicate group, and can share one matching across decoder layers. None of this
+fits its interface, so the matcher is written here in the compact style of DETR's: every cost and quality
+term is computed batched on the device, and only ``linear_sum_assignment`` runs per image on the CPU.
+"""
+from typing import List, Tuple
+
+import torch
+from mmdet.registry import TASK_UTILS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+from mmengine.logging import print_log
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from ..utils.relation_structures import PaddedRelationTargets, RelationPredictions, pad_relation_targets
+from .predicate_groups import (
+    REFERENCE_PREDICATE_COUNTS,
+    build_predicate_group_layout,
+    validate_predicate_counts,
+)
+
+# Costs replaced for non-finite predictions: the assignment must still run so that the loss (NaN as well)
+# reaches the non-finite guard hook, which skips the step and names the images.
+_NON_FINITE_COST = 1e8
+
+QUALITY_COMBINATIONS = {
+    'min': torch.minimum,
+    'max': torch.maximum,
+    'gm': lambda a, b: (a * b).sqrt(),
+    'am': lambda a, b: (a + b) / 2,
+}
+
+
+def _gather_columns(probabilities, labels):
+    """probabilities (B, Q, K), labels (B, T) -> (B, Q, T) probabilities of each target's class."""
+    return probabilities.gather(2, labels[:, None, :].expand(-1, probabilities.shape[1], -1))
+
+
+@TASK_UTILS.register_module()
+class SpeaQTripletMatcher:
+    """Assign relation queries to GT triplets (spec §2.2-§2.4 and §3.2).
+
+    Args:
+        num_predicates (int): P, predicates without the no-relation class.
+        num_entity_queries (int): N_so subject/object query slots.
+        num_relation_queries (int): N_rel relation queries, a multiple of N_so.
+        class_weight (float): weight of -p(class) summed over predicate, subject and object.
+        bbox_weight (float): weight of the L1 distance of the relation, subject and object boxes.
+        giou_weight (float): weight of -GIoU of the three boxes.
+        one_to_many (str): ``'static'``: every GT repeated ``k`` times; ``'dynamic'``: GT t repeated
+            ``max(1, trunc(sum of its k best qualities))`` times.
+        k (int): copies per GT (static) or candidates summed (dynamic); static with k=1 is one-to-one.
+        quality_combine (str): how subject and object IoU form the quality: ``min``, ``max``, ``gm``
+            (geometric mean) or ``am`` (arithmetic mean).
+        predicate_score_weight (float | None): add this weight times p(GT predicate) to the quality
+            (``None`` disables it; the SpeaQ recipe uses -0.5).
+        use_group_mask (bool): add ``group_mask_cost`` to the cost of a query and a GT of different
+            predicate groups, and zero the IoU part of their quality.
+        num_groups (int): predicate groups G.
+        group_counts (str): ``'train_statistics'`` builds the groups from the train split's
+            ``fg_rel_count`` (set by `set_predicate_counts`); ``'reference'`` uses the SpeaQ repository's
+            hard-coded VG table (50 predicates only).
+        group_mask_cost (float): the mask penalty; large but finite, so a group with more GT copies than
+            queries overflows into other groups instead of failing.
+        match_independent (bool): match every decoder layer on its own outputs; otherwise one matching on
+            the cost summed over all layers serves all of them (IterativeSG).
+    """
+
+    def __init__(self,
+                 num_predicates,
+                 num_entity_queries,
+                 num_relation_queries,
+                 class_weight=1.0,
+                 bbox_weight=5.0,
+                 giou_weight=2.0,
+                 one_to_many='static',
+                 k=1,
+                 quality_combine='min',
+                 predicate_score_weight=None,
+                 use_group_mask=False,
+                 num_groups=5,
+                 group_counts='train_statistics',
+                 group_mask_cost=1e6,
+                 match_independent=False):
+        if one_to_many not in ('static', 'dynamic'):
+            raise ValueError(f"one_to_many must be 'static' or 'dynamic', got {one_to_many!r}")
+        if quality_combine not in QUALITY_COMBINATIONS:
+            raise ValueError(f'quality_combine must be one of {sorted(QUALITY_COMBINATIONS)}, got '
+                             f'{quality_combine!r}')
+        if group_counts not in ('train_statistics', 'reference'):
+            raise ValueError(f"group_counts must be 'train_statistics' or 'reference', got {group_counts!r}")
+        if k < 1:
+            raise ValueError(f'k must be >= 1, got {k}')
+        if num_relation_queries % num_entity_queries:
+            raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
+                             f'num_entity_queries ({num_entity_queries})')
+        self.num_predicates = num_predicates
+        self.num_entity_queries = num_entity_queries
+        self.num_relation_queries = num_relation_queries
+        self.class_weight = class_weight
+        self.bbox_weight = bbox_weight
+        self.giou_weight = giou_weight
+        self.one_to_many = one_to_many
+        self.k = k
+        self.quality_combine = quality_combine
+        self.predicate_score_weight = predicate_score_weight
+        self.use_group_mask = use_group_mask
+        self.num_groups = num_groups
+        self.group_counts = group_counts
+        self.group_mask_cost = group_mask_cost
+        self.match_independent = match_independent
+        self.group_layout = None
+        if group_counts == 'reference':
+            counts = validate_predicate_counts(REFERENCE_PREDICATE_COUNTS, num_predicates,
+                                               "group_counts='reference' (the SpeaQ VG table)")
+            self._set_layout(counts)
+
+    @property
+    def needs_predicate_counts(self):
+        """Whether `set_predicate_counts` must be called before matching."""
+        return self.use_group_mask and self.group_layout is None
+
+    def set_predicate_counts(self, counts, origin='fg_rel_count'):
+        """Build the group layout from the train split's predicate counts (ignored with the reference
+        table). ``origin`` names the counts' source in errors."""
+        counts = validate_predicate_counts(counts, self.num_predicates, origin)
+        if self.group_counts == 'train_statistics':
+            self._set_layout(counts)
+
+    def _set_layout(self, counts):
+        layout = build_predicate_group_layout(counts, self.num_groups, self.num_entity_queries,
+                                              self.num_relation_queries)
+        self.group_layout = layout
+        self._mismatch = layout.mismatch_table()
+        members = [torch.nonzero(layout.predicate_group == g).flatten().tolist() for g in range(self.num_groups)]
+        print_log(f'SpeaQTripletMatcher: predicate groups {members} (0-based predicates) get relation queries '
+                  f'{list(layout.relation_query_ranges)}', logger='current')
+
+    @torch.no_grad()
+    def __call__(self, predictions: RelationPredictions, targets) -> Tuple[List[list], Tensor]:
+        """Match every decoder layer.
+
+        Args:
+            predictions (RelationPredictions): all layers, fields (L, B, Q, ...).
+            targets (list[RelationTargets]): one per image.
+
+        Returns:
+            tuple: ``matches[l][b] = (query_indices, gt_relation_indices)`` (int64 tensors on the
+            predictions' device; a GT index appears once per copy it received), and the mean number of
+            copies per GT relation for each layer, shape (L,), 0 for a batch without relations.
+        """
+        if self.needs_predicate_counts:
+            raise RuntimeError('SpeaQTripletMatcher with use_group_mask needs the predicate groups: call '
+                               "set_predicate_counts(fg_rel_count) or use group_counts='reference'")
+        padded = pad_relation_targets(targets)
+        num_layers = predictions.num_layers
+        if self.match_independent:
+            per_layer = [self._match(predictions.layer(index), [predictions.layer(index)], padded)
+                         for index in range(num_layers)]
+            return [m for m, _ in per_layer], torch.stack([k for _, k in per_layer])
+        # One matching for all layers; the dynamic k (undefined in the reference, which crashes here) uses
+        # the final layer, the one that makes the predictions.
+        layers = [predictions.layer(index) for index in range(num_layers)]
+        matches, mean_k = self._match(layers[-1], layers, padded)
+        return [matches] * num_layers, mean_k.repeat(num_layers)
+
+    def _match(self, quality_layer, cost_layers, padded: PaddedRelationTargets):
+        cost = sum(self.triplet_cost(layer, padded) for layer in cost_layers)
+        mismatch = self._target_mismatch(padded) if self.use_group_mask else None
+        if mismatch is not None:
+            cost = cost + mismatch * self.group_mask_cost
+        if self.one_to_many == 'dynamic':
+            copies = self.dynamic_k(quality_layer, padded, mismatch)
+        else:
+            copies = torch.full_like(padded.predicate_labels, self.k)
+        cost = torch.nan_to_num(cost, nan=_NON_FINITE_COST, posinf=_NON_FINITE_COST, neginf=-_NON_FINITE_COST)
+        valid_copies = copies[padded.valid]
+        mean_k = valid_copies.float().mean() if valid_copies.numel() else cost.new_zeros(())
+        return self._assign(cost.cpu(), copies.cpu(), padded.num_relations, cost.device), mean_k
+
+    def _target_mismatch(self, padded):
+        """(B, Q, T) bool: query and GT predicate in different groups."""
+        mismatch = self._mismatch.to(padded.predicate_labels.device)
+        return mismatch[:, padded.predicate_labels].permute(1, 0, 2)
+
+    def triplet_cost(self, layer: RelationPredictions, padded: PaddedRelationTargets):
+        """The reference triplet cost (B, Q, T) of one layer: weighted L1, -probability and -GIoU summed
+        over the relation, subject and object branches."""
+        cost = 0
+        branches = (
+            (layer.predicate_logits, layer.relation_boxes, padded.predicate_labels, padded.relation_boxes),
+            (layer.subject_logits, layer.subject_boxes, padded.subject_labels, padded.subject_boxes),
+            (layer.object_logits, layer.object_boxes, padded.object_labels, padded.object_boxes),
+        )
+        for logits, boxes, target_labels, target_boxes in branches:
+            boxes = boxes.float()
+            probabilities = logits.float().softmax(-1)
+            giou = bbox_overlaps(bbox_cxcywh_to_xyxy(boxes), bbox_cxcywh_to_xyxy(target_boxes), mode='giou')
+            cost = cost + (self.bbox_weight * torch.cdist(boxes, target_boxes, p=1)
+                           - self.class_weight * _gather_columns(probabilities, target_labels)
+                           - self.giou_weight * giou)
+        return cost
+
+    def dynamic_k(self, layer: RelationPredictions, padded: PaddedRelationTargets, mismatch=None):
+        """Copies per GT (B, T): max(1, trunc(sum of the k best qualities over the image's queries)).
+
+        quality = combine(IoU_subject, IoU_object) (IoU zeroed across groups when ``mismatch`` is given)
+        + predicate_score_weight * p(GT predicate).
+        """
+        subject_iou = bbox_overlaps(bbox_cxcywh_to_xyxy(layer.subject_boxes.float()),
+                                    bbox_cxcywh_to_xyxy(padded.subject_boxes))
+        object_iou = bbox_overlaps(bbox_cxcywh_to_xyxy(layer.object_boxes.float()),
+                                   bbox_cxcywh_to_xyxy(padded.object_boxes))
+        if mismatch is not None:
+            subject_iou = subject_iou.masked_fill(mismatch, 0)
+            object_iou = object_iou.masked_fill(mismatch, 0)
+        quality = QUALITY_COMBINATIONS[self.quality_combine](subject_iou, object_iou)
+        if self.predicate_score_weight is not None:
+            probabilities = layer.predicate_logits.float().softmax(-1)
+            quality = quality + self.predicate_score_weight * _gather_columns(
+                probabilities, padded.predicate_labels)
+        quality = torch.nan_to_num(quality, nan=0.0)
+        best = quality.topk(min(self.k, quality.shape[1]), dim=1).values.sum(dim=1)
+        # .long() truncates toward zero like the reference's .int()
+        return best.long().clamp(min=1)
+
+    @staticmethod
+    def _assign(cost, copies, num_relations, device):
+        matches = []
+        for b, count in enumerate(num_relations):
+            columns = torch.repeat_interleave(torch.arange(count), copies[b, :count])
+            if columns.numel() == 0:
+                empty = torch.zeros(0, dtype=torch.long, device=device)
+                matches.append((empty, empty))
+                continue
+            rows, picked = linear_sum_assignment(cost[b][:, columns].numpy())
+            matches.append((torch.as_tensor(rows, dtype=torch.long, device=device),
+                            columns[torch.as_tensor(picked, dtype=torch.long)].to(device)))
+        return matches

@@ -1,0 +1,14 @@
+"""Structures shared by the head, matcher, criterion and post-processor."""
+from .relation_structures import (
+                                  PaddedRelationTargets,
+                                  RelationPredictions,
+                                  RelationTargets,
+                                  build_relation_targets,
+                                  pad_relation_targets,
+                                  relation_centre_boxes,
+)
+
+__all__ = [
+    'PaddedRelationTargets', 'RelationPredictions', 'RelationTargets', 'build_relation_targets',
+    'pad_relation_targets', 'relation_centre_boxes'
+]

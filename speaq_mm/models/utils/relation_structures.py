@@ -1,0 +1,160 @@
+"""Containers the SpeaQ head, matcher, criterion and post-processor exchange, and training-target preparation.
+
+Boxes inside the model are normalised (cx, cy, w, h) in the augmented, un-padded input frame (``img_shape``),
+as in the reference; `docs/structures.md` describes the DetDataSample fields they are built from.
+"""
+from typing import List, NamedTuple, Optional
+
+import torch
+from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
+from mmengine.logging import print_log
+from torch import Tensor
+
+
+class RelationPredictions(NamedTuple):
+    """Head outputs. Every field has a leading layer axis (L, B, Q, ...) or not (B, Q, ...) after `layer`.
+
+    Subject and object rows are already repeated to one row per relation query (query r uses entity slot
+    r // (N_rel / N_so)), so every field has N_rel rows.
+    """
+    subject_logits: Tensor  # (..., C + 1), no-object last
+    subject_boxes: Tensor  # (..., 4) normalised cxcywh
+    object_logits: Tensor
+    object_boxes: Tensor
+    predicate_logits: Tensor  # (..., P + 1), no-relation last
+    relation_boxes: Tensor  # (..., 4) centre boxes, normalised cxcywh
+
+    @property
+    def num_layers(self):
+        """Number of decoder layers stacked on the leading axis."""
+        return self.predicate_logits.shape[0]
+
+    def layer(self, index):
+        """The predictions of one decoder layer, without the layer axis."""
+        return RelationPredictions(*(field[index] for field in self))
+
+
+class RelationTargets(NamedTuple):
+    """Training targets of one image."""
+    entity_boxes: Tensor  # (N, 4) normalised cxcywh
+    entity_labels: Tensor  # (N,) int64
+    pairs: Tensor  # (R, 2) int64 (subject, object) indices into the entities
+    predicate_labels: Tensor  # (R,) int64
+    relation_boxes: Tensor  # (R, 4) normalised cxcywh centre-to-centre boxes
+    loss_weight: float
+    source: Optional[str]
+
+
+class PaddedRelationTargets(NamedTuple):
+    """Relation targets of a batch padded to the longest image, for batched cost computation."""
+    subject_boxes: Tensor  # (B, T, 4) normalised cxcywh
+    object_boxes: Tensor
+    relation_boxes: Tensor
+    subject_labels: Tensor  # (B, T)
+    object_labels: Tensor
+    predicate_labels: Tensor
+    num_relations: List[int]  # valid columns per image
+    valid: Tensor  # (B, T) bool
+
+
+def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
+    """The relation box target: the box spanned by the subject and object centres, normalised cxcywh.
+
+    A box whose width or height is at most ``min_size`` pixels (subject and object centres aligned) is
+    replaced by the subject box, as in the reference target preparation.
+    """
+    scale = subject_xyxy.new_tensor([img_w, img_h])
+    subject_centre = (subject_xyxy[:, :2] + subject_xyxy[:, 2:]) / 2
+    object_centre = (object_xyxy[:, :2] + object_xyxy[:, 2:]) / 2
+    size_px = (object_centre - subject_centre).abs()
+    centre = torch.cat([(subject_centre + object_centre) / 2 / scale, size_px / scale], dim=1)
+    degenerate = (size_px <= min_size).any(dim=1)
+    subject_box = bbox_xyxy_to_cxcywh(subject_xyxy) / scale.repeat(2)
+    return torch.where(degenerate[:, None], subject_box, centre)
+
+
+def _plain_tensor(boxes):
+    """Box tensors from ``HorizontalBoxes`` or plain tensors."""
+    return boxes.tensor if hasattr(boxes, 'tensor') else boxes
+
+
+def build_relation_targets(data_sample, min_box_size=1e-5):
+    """Turn a packed training `DetDataSample` (docs/structures.md) into `RelationTargets`.
+
+    Entity boxes that are not finite or whose width or height is at most ``min_box_size`` pixels cannot be
+    matched or regressed safely (IoU and GIoU divide by their area), so the relations that use them are
+    dropped here, before matching, with a warning naming the image; the reference's mapper removes such
+    boxes and their relations the same way.
+
+    Raises:
+        KeyError: the sample has no ``gt_relations``.
+        ValueError: a relation points outside ``gt_instances`` or a loss weight is negative or not finite.
+    """
+    img_path = data_sample.metainfo.get('img_path', data_sample.metainfo.get('img_id', '<unknown image>'))
+    if 'gt_relations' not in data_sample:
+        raise KeyError(f'{img_path}: the data sample has no gt_relations; pack training samples with '
+                       'PackSGGInputs (docs/structures.md)')
+    img_h, img_w = data_sample.metainfo['img_shape'][:2]
+    boxes = _plain_tensor(data_sample.gt_instances.bboxes).float()
+    labels = data_sample.gt_instances.labels.long()
+    pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
+    predicates = data_sample.gt_relations.labels.long().reshape(-1)
+    if pairs.numel() and (pairs.min() < 0 or pairs.max() >= boxes.shape[0]):
+        raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
+                         'gt_instances')
+    loss_weight = float(data_sample.metainfo.get('loss_weight', 1.0))
+    if not (loss_weight >= 0 and loss_weight < float('inf')):
+        raise ValueError(f'{img_path}: metainfo loss_weight must be a finite number >= 0, got {loss_weight}')
+
+    widths = boxes[:, 2] - boxes[:, 0]
+    heights = boxes[:, 3] - boxes[:, 1]
+    usable = torch.isfinite(boxes).all(dim=1) & (widths > min_box_size) & (heights > min_box_size)
+    if not bool(usable.all()) and pairs.numel():
+        keep = usable[pairs].all(dim=1)
+        dropped = int((~keep).sum())
+        if dropped:
+            print_log(f'{img_path}: dropped {dropped} relation(s) whose subject or object box is empty or '
+                      f'not finite ({int((~usable).sum())} such box(es))', logger='current', level=30)
+            pairs, predicates = pairs[keep], predicates[keep]
+    safe_boxes = torch.where(usable[:, None], boxes, boxes.new_tensor([0., 0., 1., 1.]))
+    scale = boxes.new_tensor([img_w, img_h, img_w, img_h])
+    relation_boxes = relation_centre_boxes(
+        safe_boxes[pairs[:, 0]], safe_boxes[pairs[:, 1]], img_w, img_h, min_box_size)
+    return RelationTargets(
+        entity_boxes=bbox_xyxy_to_cxcywh(safe_boxes / scale),
+        entity_labels=labels,
+        pairs=pairs,
+        predicate_labels=predicates,
+        relation_boxes=relation_boxes,
+        loss_weight=loss_weight,
+        source=data_sample.metainfo.get('source'))
+
+
+def pad_relation_targets(targets):
+    """Stack the per-image relation targets into `PaddedRelationTargets` (padding boxes are valid unit
+    boxes so that costs stay finite; padded columns are never assigned)."""
+    num_relations = [int(t.pairs.shape[0]) for t in targets]
+    batch = len(targets)
+    width = max(num_relations + [1])
+    device = targets[0].entity_boxes.device
+    filler = torch.tensor([0.5, 0.5, 1.0, 1.0], device=device)
+    boxes = {name: filler.repeat(batch, width, 1) for name in ('subject', 'object', 'relation')}
+    labels = {name: torch.zeros(batch, width, dtype=torch.long, device=device)
+              for name in ('subject', 'object', 'predicate')}
+    valid = torch.zeros(batch, width, dtype=torch.bool, device=device)
+    for b, target in enumerate(targets):
+        count = num_relations[b]
+        if not count:
+            continue
+        subjects, objects = target.pairs[:, 0], target.pairs[:, 1]
+        boxes['subject'][b, :count] = target.entity_boxes[subjects]
+        boxes['object'][b, :count] = target.entity_boxes[objects]
+        boxes['relation'][b, :count] = target.relation_boxes
+        labels['subject'][b, :count] = target.entity_labels[subjects]
+        labels['object'][b, :count] = target.entity_labels[objects]
+        labels['predicate'][b, :count] = target.predicate_labels
+        valid[b, :count] = True
+    return PaddedRelationTargets(
+        subject_boxes=boxes['subject'], object_boxes=boxes['object'], relation_boxes=boxes['relation'],
+        subject_labels=labels['subject'], object_labels=labels['object'],
+        predicate_labels=labels['predicate'], num_relations=num_relations, valid=valid)
