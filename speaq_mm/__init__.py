@@ -16,6 +16,6 @@ for _name, (_module, _version) in _TESTED.items():
     if _module.__version__ != _version:
         warnings.warn(f'speaq_mm is tested with {_name}=={_version}, found {_module.__version__}', stacklevel=2)
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers every module)
+from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401  (registers every module)
 
 __all__ = ['__version__']

@@ -24,7 +24,7 @@ import importlib.metadata as md, sys
 import setuptools, torch, mmengine, mmdet, mmcv, mmcv._ext, h5py, scipy, matplotlib, pycocotools, pytest, speaq_mm
 assert int(setuptools.__version__.split('.')[0]) < 82
 assert mmcv.__version__ == '$MMCV_VERSION' and mmengine.__version__ == '0.10.7' and mmdet.__version__ == '3.3.0'
-import ruff
+import ruff, skimage
 PY
 then
   say "all dependencies present (torch $("$PYTHON" -c 'import torch; print(torch.__version__)')); nothing to do"

@@ -1,0 +1,5 @@
+"""The SyntheticMix project's modules; ``custom_imports=dict(imports=['projects.SyntheticMix.synthetic_mix'])``
+registers them into mmdet's registries."""
+from .loss_weight_ramp_hook import SourceLossWeightRampHook
+
+__all__ = ['SourceLossWeightRampHook']

@@ -1,0 +1,56 @@
+"""Convert a scene graph JSON file (format: ``scene_graph_json.py`` in this folder, docs/tools.md) into the
+VG150 h5 + json files that ``VGH5Dataset`` reads, with a report of everything dropped and why.
+
+    python tools/dataset_converters/json_to_vg.py SCENE_GRAPHS.json OUT_DIR [--image-dir DIR]
+        [--vocab VG-SGG-dicts-with-attri.json] [--image-mode symlink|copy|none] [--default-split train]
+        [--strict]
+
+``--vocab`` takes the class and predicate names from a VG dicts json (use the real dataset's when the
+converted set is mixed with it, so that labels agree); objects and relations whose names it lacks are
+dropped. OUT_DIR receives the three VG files, ``VG_100K/`` with the images (linked or copied, named
+``<id><suffix>``) and ``conversion_report.json``. The printed report ends with the dataset settings to use.
+``--strict`` exits with status 1 when anything was dropped (after writing the files and the report).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from scene_graph_json import IMAGE_MODES, SPLIT_CODES, json_to_vg  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('json_file', help='the scene graph JSON file')
+    parser.add_argument('out_dir', help='output folder (the dataset config\'s data_root)')
+    parser.add_argument('--image-dir', help='folder the file_name fields are relative to')
+    parser.add_argument('--vocab', help='VG dicts json with the class and predicate names to use')
+    parser.add_argument('--image-mode', choices=IMAGE_MODES, default='symlink',
+                        help='how images reach OUT_DIR/VG_100K (default: symlink)')
+    parser.add_argument('--default-split', choices=tuple(SPLIT_CODES), default='train',
+                        help='split of images without "split"')
+    parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Convert; return the report."""
+    args = parse_args(argv)
+    report = json_to_vg(args.json_file, args.out_dir, args.image_dir, args.vocab, args.image_mode,
+                        args.default_split)
+    print(report['text'])
+    dataset = report['dataset']
+    print(f'vocabulary: {len(report["vocabulary"]["classes"])} classes, {len(report["vocabulary"]["predicates"])} '
+          f'predicates from {report["vocabulary"]["source"]}')
+    print(f'splits: {report["splits"]}; report: {osp.join(args.out_dir, "conversion_report.json")}')
+    print(f"dataset config: dict(type='VGH5Dataset', data_root='{dataset['data_root']}/', "
+          f"img_suffix='{dataset['img_suffix']}'" + (', use_h5_val_split=True' if dataset['use_h5_val_split']
+                                                     else '') + ', ...)')
+    if args.strict and report['dropped']:
+        raise SystemExit(f'--strict: {sum(d["count"] for d in report["dropped"].values())} items were dropped')
+    return report
+
+
+if __name__ == '__main__':
+    main()
