@@ -8,7 +8,7 @@ install:
 	bash tools/install.sh
 
 test: install
-	$(PYTHON) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PYTHON) -m pytest -q tests
 
 # Generates the toy real + synthetic scenes, trains the tiny SpeaQ on their mix, evaluates it (work_dirs/demo).
 demo:

@@ -174,10 +174,6 @@ def _build_with(config, key, value):
 
 
 # Classes that forward unknown keyword arguments to their mmdet/mmengine base: Python's error names the base.
-FORWARDED = pytest.mark.xfail(strict=True, reason='the error names the base class (DetectionTransformer / '
-                              'BaseDataset), not the speaq_mm class; see the reliability report')
-
-
 @pytest.mark.parametrize('key, value, component', [
     ('model.bbox_head.criterion.no_objcet_weight', 0.1, 'SpeaQRelationCriterion'),
     ('model.bbox_head.num_predicate', 6, 'SpeaQRelationHead'),
@@ -185,7 +181,7 @@ FORWARDED = pytest.mark.xfail(strict=True, reason='the error names the base clas
     ('model.train_cfg.assigner.one_to_mnay', 'dynamic', 'SpeaQTripletMatcher'),
     ('train_dataloader.batch_sampler.source_ratoi', [0.5, 0.5], 'RatioBatchSampler'),
     ('custom_hooks.2.max_consecutive_bad_step', 3, 'SpeaQNonFiniteGuardHook'),
-    pytest.param('model.num_entity_querys', 8, 'SpeaQDetector', marks=FORWARDED),
+    ('model.num_entity_querys', 8, 'SpeaQDetector'),
     ('train_dataloader.dataset.datasets.0.filter_empty_rel', False, 'VGH5Dataset'),
 ])
 def test_config_typo_in_a_speaq_key_names_the_key_and_the_class(tmp_path, tmp_path_factory, key, value, component):

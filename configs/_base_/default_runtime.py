@@ -11,7 +11,8 @@ default_hooks = dict(
     # Writes, then points last_checkpoint at, then retires: a crash mid-save never leaves no checkpoint.
     checkpoint=dict(type='SpeaQCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    # score_thr applies to triplet scores with SceneGraphLocalVisualizer; 0 keeps every top-K triplet.
+    visualization=dict(type='DetVisualizationHook', score_thr=0.0))
 
 # dist_cfg.backend is replaced by gloo on machines without CUDA (speaq_mm.engine.prepare_launch).
 env_cfg = dict(
@@ -20,7 +21,8 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# Draws the boxes and the top triplets as a graph (tools/test.py --show-dir, docs/tools.md).
+visualizer = dict(type='SceneGraphLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 

@@ -21,8 +21,9 @@ param_scheduler = [
 ]
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
+    # log_metric_by_epoch=False: validation metrics are logged at their iteration, not at step 0.
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='SpeaQCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1,
                     save_best='sgg/R@50', rule='greater'),
-    visualization=dict(type='DetVisualizationHook', draw=False))
+    visualization=dict(type='DetVisualizationHook', draw=False, score_thr=0.0))
 log_processor = dict(by_epoch=False, window_size=20)

@@ -13,6 +13,7 @@ from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from torch import nn
 
+from ...utils import reject_unknown_kwargs
 from ..layers.iterative_relation_decoder import STREAMS, SpeaQIterativeRelationDecoder
 
 
@@ -44,6 +45,7 @@ class SpeaQDetector(DetectionTransformer):
 
     def __init__(self, *args, num_entity_queries=300, num_relation_queries=600, feature_stride=32,
                  bbox_head=None, **kwargs):
+        reject_unknown_kwargs(type(self).__name__, DetectionTransformer, kwargs)
         if num_relation_queries % num_entity_queries:
             raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
                              f'num_entity_queries ({num_entity_queries})')
