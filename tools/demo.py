@@ -20,25 +20,14 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
-from toy_convergence import DEFAULT_CONFIG, train_and_evaluate  # noqa: E402
+from toy_convergence import add_run_arguments, train_and_evaluate  # noqa: E402
 
 
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
-    parser.add_argument('--minutes', type=float, default=10.0, help='training time budget')
-    parser.add_argument('--max-iters', type=int, default=1200, help='iteration budget (the lr drops at 80%%)')
-    parser.add_argument('--val-interval', type=int, default=400,
-                        help='test-split evaluation every N iterations')
-    parser.add_argument('--data-dir', default=osp.join(REPO, 'data'), help='holds (or receives) toy_real and '
-                        'toy_synthetic')
-    parser.add_argument('--num-train', type=int, default=2000,
-                        help='train images per toy dataset when generated')
-    parser.add_argument('--num-test', type=int, default=300,
-                        help='test images per toy dataset when generated')
+    add_run_arguments(parser, 'demo', minutes=10.0, max_iters=1200, val_interval=400)
     return parser.parse_args(argv)
 
 

@@ -192,21 +192,27 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
     return result
 
 
-def parse_args(argv=None):
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(parser, work_dir, minutes, max_iters, val_interval):
+    """Options shared by this benchmark and ``tools/demo.py``, with the caller's defaults."""
     parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'toy_convergence'))
-    parser.add_argument('--minutes', type=float, default=55.0, help='training time budget')
-    parser.add_argument('--max-iters', type=int, default=6000, help='iteration budget (the lr drops at 80%%)')
-    parser.add_argument('--val-interval', type=int, default=500)
+    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', work_dir))
+    parser.add_argument('--minutes', type=float, default=minutes, help='training time budget')
+    parser.add_argument('--max-iters', type=int, default=max_iters, help='iteration budget (the lr drops at 80%%)')
+    parser.add_argument('--val-interval', type=int, default=val_interval,
+                        help='test-split evaluation every N iterations')
     parser.add_argument('--data-dir', default=osp.join(REPO, 'data'), help='holds (or receives) toy_real and '
                         'toy_synthetic')
     parser.add_argument('--num-train', type=int, default=2000,
                         help='train images per toy dataset when generated')
     parser.add_argument('--num-test', type=int, default=300,
                         help='test images per toy dataset when generated')
+
+
+def parse_args(argv=None):
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser, 'toy_convergence', minutes=55.0, max_iters=6000, val_interval=500)
     return parser.parse_args(argv)
 
 

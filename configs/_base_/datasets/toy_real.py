@@ -52,13 +52,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(split='val', test_mode=True, pipeline=test_pipeline, **toy_dataset))
-test_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(split='test', test_mode=True, pipeline=test_pipeline, **toy_dataset))
+# The test split, read exactly like val.
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
 val_evaluator = dict(type='SceneGraphMetric')
 test_evaluator = val_evaluator

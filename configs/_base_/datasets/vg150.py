@@ -82,28 +82,8 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='VG-SGG-with-attri.h5',
-        image_data_file='image_data.json',
-        dicts_file='VG-SGG-dicts-with-attri.json',
-        data_prefix=dict(img='VG_100K/'),
-        split='test',
-        num_val_images=num_val_images,
-        filter_empty_rels=True,
-        box_scale=1024,
-        source='real',
-        loss_weight=1.0,
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+# The test split, read exactly like val.
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
 val_evaluator = dict(type='SceneGraphMetric')
 test_evaluator = val_evaluator
