@@ -34,3 +34,28 @@ def test_print_config_resolves_and_saves(tmp_path):
     assert result.returncode == 0, result.stderr
     assert 'max_iters=9' in result.stdout
     assert "default_scope = 'mmdet'" in saved.read_text()
+
+
+def test_environment_keeps_what_mmcv_builds_and_mmdet_bases_need(tmp_path):
+    """After the install, the environment can still compile mmcv (pkg_resources, setuptools < 82) and resolve
+    a config whose _base_ is an mmdet:: file (mmengine 0.10.7 looks those up through pkg_resources)."""
+    config = tmp_path / 'inherits_mmdet.py'
+    config.write_text("_base_ = 'mmdet::_base_/models/faster-rcnn_r50_fpn.py'\n")
+    probe = ('import sys, pkg_resources, setuptools; from mmengine.config import Config\n'
+             'assert int(setuptools.__version__.split(".")[0]) < 82, setuptools.__version__\n'
+             'print(Config.fromfile(sys.argv[1]).model.type)')
+    result = subprocess.run([sys.executable, '-c', probe, str(config)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'FasterRCNN'
+
+
+def test_every_pip_call_of_the_install_takes_the_constraints():
+    """A pip step without the shared constraints can lift setuptools past 82 (torch 2.13 asks for >= 77.0.3)."""
+    with open(osp.join(REPO_ROOT, 'tools', 'install.sh')) as f:
+        lines = [line for line in f if not line.lstrip().startswith('#')]
+    text = ''.join(lines).replace('\\\n', ' ')
+    pip_calls = [line for line in text.splitlines() if '-m pip' in line or '"${PIP[@]}"' in line]
+    assert len(pip_calls) >= 8
+    for line in pip_calls:
+        assert '-c "$CONSTRAINTS"' in line or '"${PIP[@]}"' in line, line
+    assert 'PIP=("$PYTHON" -m pip install --disable-pip-version-check -q -c "$CONSTRAINTS")' in text
