@@ -3,6 +3,8 @@ import errno
 import os
 import os.path as osp
 import stat
+import subprocess
+import sys
 
 import mmengine
 import pytest
@@ -116,14 +118,18 @@ def test_mmengine_checkpoint_hook_loses_the_previous_checkpoint_on_a_full_disk(t
 def test_partial_files_of_an_interrupted_save_are_removed_with_a_warning(tmp_path):
     cfg = _toy_runner_config(tmp_path, max_iters=2)
     os.makedirs(cfg.work_dir)
-    leftover = osp.join(cfg.work_dir, '.iter_6.pth.x1y2.partial')
+    # What a save killed mid-write leaves: the writer (a process that has exited) is named in the file name.
+    killed = subprocess.Popen([sys.executable, '-c', 'pass'])
+    killed.wait()
+    name = f'.iter_6.pth.{killed.pid}@{atomic_io._writer_token().split("@")[1]}.x1y2.partial'
+    leftover = osp.join(cfg.work_dir, name)
     with open(leftover, 'wb') as f:
         f.write(b'half a checkpoint')
     runner = build_runner(cfg)
     runner.train()
     assert not osp.exists(leftover)
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
-    assert 'removed 1 incomplete file(s)' in log and '.iter_6.pth.x1y2.partial' in log
+    assert 'removed 1 incomplete file(s)' in log and name in log
 
 
 def test_a_new_best_checkpoint_that_cannot_be_written_keeps_the_old_best(tmp_path, monkeypatch):

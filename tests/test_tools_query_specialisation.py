@@ -23,8 +23,8 @@ def run(tmp_path_factory):
 @pytest.fixture(scope='module')
 def report(run, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('query_specialisation')
-    return query_specialisation.main([run.raw_dump, '--checkpoint', run.checkpoint, '--topk', '10',
-                                      '--out-dir', str(out_dir)]), out_dir
+    return query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
+                                      '--topk', '10', '--out-dir', str(out_dir)]), out_dir
 
 
 def test_counts_match_the_dump_and_the_model_layout(run, report):
@@ -67,10 +67,10 @@ def test_records_with_query_ids_give_the_same_report(run, tmp_path):
     path = tmp_path / 'records.pkl'
     with open(path, 'wb') as file:
         pickle.dump(records, file)
-    from_records = query_specialisation.main([str(path), '--checkpoint', run.checkpoint, '--out-dir',
-                                              str(tmp_path)])
-    from_samples = query_specialisation.main([run.raw_dump, '--checkpoint', run.checkpoint, '--out-dir',
-                                              str(tmp_path / 'samples')])
+    from_records = query_specialisation.main([str(path), '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
+                                              '--out-dir', str(tmp_path)])
+    from_samples = query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint',
+                                              run.checkpoint, '--out-dir', str(tmp_path / 'samples')])
     assert np.array_equal(from_records['query_counts'], from_samples['query_counts'])
 
 
@@ -80,7 +80,8 @@ def test_names_and_counts_from_the_metainfo_file_of_tools_test(run, tmp_path):
     bare = tmp_path / 'bare.pth'
     torch.save(checkpoint, bare)
     with pytest.raises(KeyError, match='fg_rel_count'):
-        query_specialisation.main([run.raw_dump, '--checkpoint', str(bare), '--out-dir', str(tmp_path)])
+        query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', str(bare), '--out-dir',
+                                   str(tmp_path)])
     meta_file = osp.splitext(run.dump)[0] + '_meta.json'  # written by tools/test.py --out
     result = query_specialisation.main([run.raw_dump, '--checkpoint', str(bare), '--dataset-meta', meta_file,
                                         '--config', TOY_MIX_CONFIG, '--out-dir', str(tmp_path)])
@@ -96,15 +97,17 @@ def test_bad_inputs_name_the_problem(run, tmp_path):
     with open(no_ids, 'wb') as file:
         pickle.dump(records, file)
     with pytest.raises(KeyError, match='pred_rel_query_ids'):
-        query_specialisation.main([str(no_ids), '--checkpoint', run.checkpoint, '--out-dir', str(tmp_path)])
+        query_specialisation.main([str(no_ids), '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
+                                   '--out-dir', str(tmp_path)])
     smaller = tmp_path / 'smaller.py'
     smaller.write_text(f"_base_ = ['{TOY_MIX_CONFIG}']\nmodel = dict(num_entity_queries=4, num_relation_queries=8)\n")
     with pytest.raises(ValueError, match='does not come from this model config'):
         query_specialisation.main([run.raw_dump, '--checkpoint', run.checkpoint, '--config', str(smaller),
                                    '--out-dir', str(tmp_path)])
     with pytest.raises(FileNotFoundError, match='prediction dump'):
-        query_specialisation.main([str(tmp_path / 'none.pkl'), '--checkpoint', run.checkpoint])
-    with pytest.raises(ValueError, match='--config or the config saved'):
+        query_specialisation.main([str(tmp_path / 'none.pkl'), '--config', TOY_MIX_CONFIG, '--checkpoint',
+                                   run.checkpoint])
+    with pytest.raises(SystemExit):  # the model settings come from --config only, never from a checkpoint
         query_specialisation.main([run.raw_dump, '--dataset-meta', osp.splitext(run.dump)[0] + '_meta.json'])
 
 

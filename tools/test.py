@@ -21,6 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='how the processes were started (tools/dist_test.sh sets pytorch)')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -30,9 +32,11 @@ def main(argv=None):
     args = parse_args(argv)
     from speaq_mm.engine import build_runner, load_run_config
     from speaq_mm.evaluation import add_scene_graph_outputs
+    from speaq_mm.utils import trust_files_from_args
 
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    trust_files_from_args(args)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:

@@ -14,6 +14,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='folder for logs and checkpoints (default work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when no path is given')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start a new run in a work dir that holds checkpoints of an earlier run (they are '
+                             'replaced as the new run saves its own); without it such a work dir is refused')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual global batch (auto_scale_lr in the config)')
@@ -22,6 +25,8 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='how the processes were started (tools/dist_train.sh sets pytorch)')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -29,9 +34,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from speaq_mm.engine import build_runner, load_run_config
+    from speaq_mm.engine import build_runner, check_work_dir_is_free, load_run_config
+    from speaq_mm.utils import trust_files_from_args
 
+    trust_files_from_args(args)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.resume is None and not args.overwrite:
+        check_work_dir_is_free(cfg.work_dir)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

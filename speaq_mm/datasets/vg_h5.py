@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import os.path as osp
+import re
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ VG_FILE_NAMES = dict(
     image_data_file='image_data.json',
     dicts_file='VG-SGG-dicts-with-attri.json',
     img_dir='VG_100K')
+# An image id becomes the file name <image_id><img_suffix> inside the image folder: ids are integers or plain
+# names (letters, digits, '_', '-', '.'; not starting with '.'), so that no id can reach outside the folder.
+PLAIN_IMAGE_ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
 _PER_IMAGE_KEYS = ('split', 'img_to_first_box', 'img_to_last_box', 'img_to_first_rel', 'img_to_last_rel')
 
 
@@ -173,6 +177,7 @@ def read_image_data(path: str) -> Dict[str, np.ndarray]:
             raise VGFormatError(f'{path}: entry {bad} has no field "{column}"') from None
     del entries
     image_ids = columns.pop('image_id')
+    check_image_ids(image_ids, path)
     # Integer ids go into an int64 array: holding the parsed int objects instead would pin the memory of the
     # whole parsed json (they sit between the freed entry dicts).
     if all(type(image_id) is int for image_id in image_ids):
@@ -191,6 +196,20 @@ def read_image_data(path: str) -> Dict[str, np.ndarray]:
                                 f'image sizes must be positive integers ({len(bad)} entries affected)')
         image_data[column] = values.astype(np.int64)
     return image_data
+
+
+def check_image_ids(image_ids: Sequence, where: str) -> None:
+    """Raise :class:`VGFormatError` naming ``where`` and the id for an id that is not a plain image id.
+
+    Ids are joined into image paths, so ``'../../etc/hostname'`` or ``'/abs/path'`` would read files outside
+    the image folder; integers and names matching :data:`PLAIN_IMAGE_ID` are accepted.
+    """
+    for index, image_id in enumerate(image_ids):
+        if type(image_id) is int or (isinstance(image_id, str) and PLAIN_IMAGE_ID.fullmatch(image_id)):
+            continue
+        raise VGFormatError(f'{where}: entry {index} has image_id={image_id!r}; image ids must be integers or plain '
+                            "names (letters, digits, '_', '-', '.', not starting with '.'), since they name "
+                            'files inside the image folder')
 
 
 def align_image_data(
@@ -765,7 +784,8 @@ def write_vg_h5(path: str, split: np.ndarray, box_counts: np.ndarray, boxes: Dic
     box_ptr, rel_ptr = _offsets(box_counts)[:-1], _offsets(rel_counts)[:-1]
     global_pairs = relations[:, :2] + np.repeat(box_ptr, rel_counts)[:, None]
     num_boxes = int(box_counts.sum())
-    with h5py.File(path, 'w') as h5:
+    from ..engine.atomic_io import atomic_path  # imported here: the engine imports the datasets package
+    with atomic_path(path) as partial, h5py.File(partial, 'w') as h5:
         h5['split'] = np.asarray(split, np.int32)
         h5['img_to_first_box'] = np.where(box_counts > 0, box_ptr, -1).astype(np.int32)
         h5['img_to_last_box'] = np.where(box_counts > 0, box_ptr + box_counts - 1, -1).astype(np.int32)
@@ -790,8 +810,8 @@ def write_image_data(path: str, width: np.ndarray, height: np.ndarray, image_id:
                for w, h, i in zip(np.asarray(width).tolist(), np.asarray(height).tolist(), image_id)]
     for position, entry in sorted(extra_entries, key=lambda item: item[0]):
         entries.insert(position, entry)
-    with open(path, 'w') as f:
-        json.dump(entries, f)
+    from ..engine.atomic_io import atomic_write
+    atomic_write(json.dumps(entries), path)
 
 
 def write_vg_dicts(path: str, classes: Sequence[str], predicates: Sequence[str], labels: np.ndarray,
@@ -806,8 +826,8 @@ def write_vg_dicts(path: str, classes: Sequence[str], predicates: Sequence[str],
         idx_to_predicate={str(i + 1): name for i, name in enumerate(predicates)},
         object_count={name: int(c) for name, c in zip(classes, object_count)},
         predicate_count={name: int(c) for name, c in zip(predicates, predicate_count)})
-    with open(path, 'w') as f:
-        json.dump(content, f, indent=1)
+    from ..engine.atomic_io import atomic_dump
+    atomic_dump(content, path)
 
 
 def write_vg_dataset(out_dir: str, classes: Sequence[str], predicates: Sequence[str], split: np.ndarray,
@@ -815,6 +835,8 @@ def write_vg_dataset(out_dir: str, classes: Sequence[str], predicates: Sequence[
                      boxes: np.ndarray, labels: np.ndarray, rel_counts: np.ndarray, relations: np.ndarray,
                      extra_image_entries: Sequence[Tuple[int, dict]] = ()) -> Dict[str, str]:
     """Write a complete VG-layout dataset (h5, image-data json, dicts json) from pixel boxes.
+
+    Each file is written atomically: it holds its old content or the new one, never a mix.
 
     Boxes are given as (x1, y1, x2, y2) in image pixels and encoded into ``boxes_1024`` and ``boxes_512``
     with :func:`encode_boxes`. Images go to ``<out_dir>/VG_100K/<image_id>.jpg`` (written by the caller).

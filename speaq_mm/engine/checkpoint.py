@@ -1,23 +1,21 @@
-"""Checkpoint loading that works on torch >= 2.6.
+"""Checkpoint loading that works on torch >= 2.6 without letting a checkpoint run code.
 
 mmengine 0.10.7 calls ``torch.load(filename)`` without ``weights_only``; since torch 2.6 that defaults to
 ``True`` and rejects the ``HistoryBuffer``/numpy objects mmengine itself stores in every checkpoint, so
-``--resume`` and ``load_from`` of our own checkpoints fail. The fix upstream (mmengine#1670) is not in a
-release. Importing ``speaq_mm`` re-registers the local-file loader with ``weights_only=False``; checkpoints
-are files the user chose to load, the same trust mmengine placed in them before torch 2.6.
+``--resume`` and ``load_from`` of our own checkpoints fail (fixed on mmengine main, mmengine#1670, after
+0.10.7). Importing ``speaq_mm`` registers :func:`load_local_checkpoint` as mmengine's loader for local paths:
+it keeps ``weights_only=True`` and allows exactly the types our checkpoints hold
+(:mod:`speaq_mm.utils.safe_loading`), so ``load_from``, ``--resume``, ``tools/test.py`` and
+``mmdet.apis.init_detector`` read our checkpoints and refuse a file that could run code.
 """
-import os.path as osp
-
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..utils.safe_loading import load_torch_file
 
 
 def load_local_checkpoint(filename, map_location=None):
-    """Load a checkpoint from a local path, allowing the Python objects mmengine stores in it."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file {filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    """Load a checkpoint from a local path with the allow-list of :func:`speaq_mm.utils.load_torch_file`."""
+    return load_torch_file(filename, map_location=map_location, what='checkpoint')
 
 
 def register_checkpoint_loader():

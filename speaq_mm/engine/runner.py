@@ -1,5 +1,6 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: reading a config and building its Runner."""
 import difflib
+import glob
 import os.path as osp
 
 from mmengine.config import Config
@@ -45,6 +46,23 @@ def refuse_misspelt_keys(cfg, cfg_options, config_path):
         close = difflib.get_close_matches(top, list(cfg.keys()), n=1, cutoff=0.8)
         if close:
             raise KeyError(f'--cfg-options {key}: {config_path} has no key "{top}"; did you mean "{close[0]}"?')
+
+
+def check_work_dir_is_free(work_dir):
+    """Refuse to start a new run in ``work_dir`` when it holds another run's checkpoints.
+
+    mmengine would write the new run's ``iter_N.pth``, ``best_*.pth`` and ``last_checkpoint`` over the old
+    ones without a word. ``tools/train.py`` calls this unless it is given ``--resume`` or ``--overwrite``.
+    """
+    found = sorted(osp.basename(path) for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth')))
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        found.append('last_checkpoint')
+    if found:
+        shown = ', '.join(found[:5]) + (f' and {len(found) - 5} more' if len(found) > 5 else '')
+        raise FileExistsError(
+            f'work dir {work_dir} already holds checkpoints of another run ({shown}); nothing was changed. '
+            'Pass --resume to continue that run, --overwrite to start a new run there anyway (its checkpoints '
+            'are replaced as the new run saves), or choose another --work-dir.')
 
 
 def build_runner(cfg):

@@ -19,9 +19,10 @@ needs no mmdet, so the offline tool and the benchmark share it with the metric.
 """
 import json
 import os.path as osp
-import pickle
 
 import numpy as np
+
+from ..utils.safe_loading import load_pickle_file, load_torch_file
 
 RECORD_KEYS = ('img_id', 'gt_bboxes', 'gt_labels', 'gt_relations', 'pred_bboxes', 'pred_labels',
                'pred_scores', 'pred_rel_pairs', 'pred_rel_scores', 'pred_rel_labels')
@@ -151,14 +152,11 @@ def record_from_data_sample(sample):
 
 def load_prediction_dump(path):
     """Load a prediction dump: a pickled list of records, or of data-sample dicts as mmengine's
-    ``DumpResults`` writes them, which are converted to records."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'prediction dump {path} does not exist')
-    with open(path, 'rb') as file:
-        try:
-            entries = pickle.load(file)
-        except Exception as error:
-            raise ValueError(f'{path}: not a readable pickle file ({error})') from error
+    ``DumpResults`` writes them, which are converted to records.
+
+    The file is unpickled with :func:`speaq_mm.utils.load_pickle_file`: arrays, tensors and containers only.
+    """
+    entries = load_pickle_file(path, what='prediction dump')
     if not isinstance(entries, (list, tuple)):
         raise ValueError(f'{path}: expected a list with one dict per image, got {type(entries).__name__}')
     records = []
@@ -195,8 +193,7 @@ def load_zeroshot_triplets(path):
             except json.JSONDecodeError as error:
                 raise ValueError(f'{path}: not valid JSON ({error})') from error
     elif extension == '.pytorch':
-        import torch
-        triplets = to_numpy(torch.load(path, map_location='cpu', weights_only=True)) - 1
+        triplets = to_numpy(load_torch_file(path, map_location='cpu', what='zero-shot triplet file')) - 1
     else:
         raise ValueError(f'{path}: zero-shot triplets must be a .npy or .json file (0-based) or the '
                          f'reference zeroshot_triplet.pytorch (1-based), got extension {extension!r}')
@@ -226,8 +223,7 @@ def load_dataset_meta(path):
         with open(path) as file:
             meta = json.load(file)
     elif path.endswith(('.pkl', '.pickle')):
-        with open(path, 'rb') as file:
-            meta = pickle.load(file)
+        meta = load_pickle_file(path, what='dataset metainfo file')
     else:
         raise ValueError(f'{path}: dataset metainfo must be a .json or .pkl file')
     if not isinstance(meta, dict):

@@ -23,10 +23,7 @@ class, object class, predicate), computing IoUs only for label-matching pairs. E
 the rank at which each of its GT relations is first hit, which is all the metrics need, so memory does not
 grow with the number of predictions.
 """
-import json
 import math
-import os
-import os.path as osp
 
 import numpy as np
 
@@ -577,10 +574,9 @@ def format_summary(summary, topk=None, per_predicate=True):
 
 
 def write_json(data, path):
-    """Write ``data`` (a summary, or metainfo lists) as indented JSON, creating the folder if needed."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as file:
-        json.dump(data, file, indent=2)
+    """Write ``data`` (a summary, or metainfo lists) as indented JSON, atomically, creating the folder."""
+    from ..engine.atomic_io import atomic_dump  # imported here: the engine imports the evaluation package
+    atomic_dump(data, path, indent=2)
 
 
 def _text_table(header, rows):

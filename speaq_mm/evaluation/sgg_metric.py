@@ -146,8 +146,10 @@ class DumpSceneGraphResults(DumpResults):
         self.results.extend(record_from_data_sample(sample) for sample in predictions)
 
     def compute_metrics(self, results):
-        """Write the dump (and the metainfo file); no metrics."""
-        super().compute_metrics(results)
+        """Write the dump (and the metainfo file), atomically; no metrics."""
+        from ..engine.atomic_io import atomic_dump
+        atomic_dump(results, self.out_file_path, file_format='pkl')
+        print_log(f'Results has been saved to {self.out_file_path}.', logger='current')
         if self.meta_file_path:
             write_json(dataset_meta_to_json(self.dataset_meta or {}), self.meta_file_path)
             print_log(f'dataset metainfo for offline evaluation written to {self.meta_file_path}',

@@ -1,6 +1,20 @@
 """Small helpers shared across speaq_mm."""
 import inspect
 
+from .safe_loading import (
+    UntrustedFileError,
+    add_trust_argument,
+    load_pickle_file,
+    load_torch_file,
+    trust_file,
+    trust_files_from_args,
+)
+
+__all__ = [
+    'UntrustedFileError', 'add_trust_argument', 'load_pickle_file', 'load_torch_file', 'reject_unknown_kwargs',
+    'trust_file', 'trust_files_from_args'
+]
+
 
 def reject_unknown_kwargs(owner, base_cls, kwargs):
     """Raise ``TypeError`` naming ``owner`` for any key of ``kwargs`` that ``base_cls.__init__`` rejects.

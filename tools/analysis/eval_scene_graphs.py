@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--out-json', metavar='FILE', help='write the metrics and per-predicate table here')
     parser.add_argument('--chunk-size', type=int, default=256, help='images evaluated at once')
     parser.add_argument('--no-per-predicate', action='store_true', help='print only the overall table')
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -50,7 +52,9 @@ def main(argv=None):
         summarize_image_stats,
         write_json,
     )
+    from speaq_mm.utils import trust_files_from_args
 
+    trust_files_from_args(args)
     if min(args.topk) < 1:
         raise ValueError(f'--topk must be positive, got {args.topk}')
     if args.chunk_size < 1:

@@ -1,7 +1,7 @@
 """Which relation queries predict which predicates: SpeaQ's groupwise query specialisation, from a test dump.
 
-    python tools/analysis/query_specialisation.py DUMP.pkl --checkpoint CKPT [--config CONFIG]
-        [--dataset-meta META.json] [--topk 100] [--out-dir DIR]
+    python tools/analysis/query_specialisation.py DUMP.pkl --config CONFIG [--checkpoint CKPT]
+        [--dataset-meta META.json] [--topk 100] [--out-dir DIR] [--trust-pickle FILE]
 
 SpeaQ gives every predicate group (predicates of similar train frequency) its own block of relation queries
 and, with ``use_group_mask``, matches each query only to ground truth of its group's predicates during
@@ -17,15 +17,15 @@ of every image against the query it came from, and shows
 DUMP is what ``tools/test.py --out`` writes: mmengine's ``DumpResults`` data samples (whose
 ``pred_relations.query_ids`` name the queries), or scene graph records holding ``pred_rel_query_ids``.
 The group layout is rebuilt as the matcher builds it (``build_predicate_group_layout``) from the model config
-(``model.num_entity_queries``, ``num_relation_queries``, ``train_cfg.assigner.num_groups`` and
-``group_counts``; default: the config saved in the checkpoint) and the train predicate counts
-(``fg_rel_count`` of the checkpoint's ``meta.dataset_meta``, or of ``--dataset-meta``).
+given with ``--config`` (``model.num_entity_queries``, ``num_relation_queries``,
+``train_cfg.assigner.num_groups`` and ``group_counts``) and the train predicate counts (``fg_rel_count`` of
+the checkpoint's ``meta.dataset_meta``, or of ``--dataset-meta``). The config text a checkpoint carries is
+never executed (it is Python; a shared checkpoint could run anything through it), and the checkpoint and the
+dump are read with speaq_mm's safe loaders (``--trust-pickle FILE`` opts in to full unpickling for one file).
 """
 import argparse
-import json
 import os
 import os.path as osp
-import pickle
 import sys
 from typing import Optional, Sequence, Tuple
 
@@ -52,13 +52,8 @@ def load_query_triplets(path: str, topk: int) -> Tuple[np.ndarray, np.ndarray, i
         topk (int): triplets counted per image (0: all).
     """
     from speaq_mm.evaluation.records import to_numpy
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'prediction dump {path} does not exist')
-    with open(path, 'rb') as file:
-        try:
-            entries = pickle.load(file)
-        except Exception as error:
-            raise ValueError(f'{path}: not a readable pickle file ({error})') from error
+    from speaq_mm.utils import load_pickle_file
+    entries = load_pickle_file(path, what='prediction dump')
     if not isinstance(entries, (list, tuple)) or not entries:
         raise ValueError(f'{path}: expected a non-empty list with one entry per image')
     queries, predicates = [], []
@@ -98,25 +93,20 @@ def model_settings(cfg) -> dict:
         raise KeyError(f'the config has no model.{error.args[0]}; is it a SpeaQDetector config?') from None
 
 
-def load_inputs(checkpoint: Optional[str], config: Optional[str], dataset_meta: Optional[str]):
-    """(model settings, predicate names, train predicate counts) from the checkpoint and/or files."""
+def load_inputs(checkpoint: Optional[str], config: str, dataset_meta: Optional[str]):
+    """(model settings, predicate names, train predicate counts) from the config, checkpoint and/or files."""
     from mmengine.config import Config
-    meta, cfg = {}, None
+    meta = {}
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config {config} does not exist')
+    cfg = Config.fromfile(config)
     if checkpoint:
-        import torch
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-        saved = torch.load(checkpoint, map_location='cpu', weights_only=False).get('meta', {})
+        from speaq_mm.utils import load_torch_file
+        saved = load_torch_file(checkpoint, map_location='cpu').get('meta', {})
         meta = dict(saved.get('dataset_meta') or {})
-        if config is None and saved.get('cfg'):
-            cfg = Config.fromstring(saved['cfg'], file_format='.py')
-    if config:
-        cfg = Config.fromfile(config)
     if dataset_meta:
         from speaq_mm.evaluation.records import load_dataset_meta
         meta.update(load_dataset_meta(dataset_meta))
-    if cfg is None:
-        raise ValueError('the model settings come from --config or the config saved in --checkpoint; give one')
     missing = [key for key in ('predicates', 'fg_rel_count') if meta.get(key) is None]
     if missing:
         raise KeyError(f'no {" and ".join(missing)} in the checkpoint\'s meta.dataset_meta or --dataset-meta; the '
@@ -231,18 +221,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('dump', help='test dump (.pkl) from tools/test.py --out')
-    parser.add_argument('--checkpoint', help='the tested checkpoint: its config and train predicate counts')
-    parser.add_argument('--config', help='model config (default: the one saved in --checkpoint)')
+    parser.add_argument('--config', required=True, help='the model config (query and group settings)')
+    parser.add_argument('--checkpoint', help='the tested checkpoint: its train predicate counts and names')
     parser.add_argument('--dataset-meta', help='.json/.pkl with predicates and fg_rel_count (default: the '
                         'checkpoint\'s)')
     parser.add_argument('--topk', type=int, default=100, help='triplets counted per image (0: all)')
     parser.add_argument('--out-dir', help='output folder (default: beside the dump)')
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Write the report; return it with ``figure`` and ``panels`` added."""
     args = parse_args(argv)
+    from speaq_mm.utils import trust_files_from_args
+    trust_files_from_args(args)
     settings, predicate_names, train_counts = load_inputs(args.checkpoint, args.config, args.dataset_meta)
     layout = group_layout(settings, train_counts)
     queries, predicates, num_images = load_query_triplets(args.dump, args.topk)
@@ -259,8 +253,8 @@ def main(argv=None) -> dict:
                    predicates=list(predicate_names), predicate_group=layout.predicate_group.tolist(),
                    groups=report['groups'], specialisation=report['specialisation'],
                    group_counts=report['group_counts'].tolist(), query_counts=report['query_counts'].tolist())
-    with open(osp.join(out_dir, 'query_specialisation.json'), 'w') as file:
-        json.dump(payload, file, indent=1)
+    from speaq_mm.engine.atomic_io import atomic_dump
+    atomic_dump(payload, osp.join(out_dir, 'query_specialisation.json'))
     print(title)
     for group in report['groups']:
         share = '-' if group['specialisation'] is None else f'{100 * group["specialisation"]:.1f}%'

@@ -20,7 +20,6 @@ Examples::
 """
 import argparse
 import csv
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -213,8 +212,8 @@ def write_numbers(names: Sequence[str], stats: Sequence[Dict], summaries: Sequen
             writer.writerow(row)
     content = {name: dict(summary, counts={p: int(c) for p, c in zip(predicates, data['counts'])})
                for name, data, summary in zip(names, stats, summaries)}
-    with open(osp.join(out_dir, 'predicate_statistics.json'), 'w') as f:
-        json.dump(content, f, indent=1)
+    from speaq_mm.engine.atomic_io import atomic_dump
+    atomic_dump(content, osp.join(out_dir, 'predicate_statistics.json'))
 
 
 def visualize(datasets: Sequence[Dict[str, str]], out_dir: str, split: str = 'all') -> Dict[str, Dict]:

@@ -13,7 +13,6 @@ for at most ``--minutes`` of wall time or ``--max-iters`` iterations, evaluates 
 ``tools/demo.py`` runs the same code with a shorter budget.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -187,8 +186,8 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
                   seconds_per_iteration=hook.train_seconds / max(iterations, 1),
                   config=osp.relpath(config, REPO), curve=hook.curve, checkpoint=checkpoint,
                   log=osp.join(runner.log_dir, f'{runner.timestamp}.log'), **plots)
-    with open(osp.join(work_dir, 'metrics.json'), 'w') as f:
-        json.dump(result, f, indent=1)
+    from speaq_mm.engine.atomic_io import atomic_dump
+    atomic_dump(result, osp.join(work_dir, 'metrics.json'))
     return result
 
 

@@ -3,13 +3,14 @@ VG150 h5 + json files that ``VGH5Dataset`` reads, with a report of everything dr
 
     python tools/dataset_converters/json_to_vg.py SCENE_GRAPHS.json OUT_DIR [--image-dir DIR]
         [--vocab VG-SGG-dicts-with-attri.json] [--image-mode symlink|copy|none] [--default-split train]
-        [--strict]
+        [--strict] [--overwrite]
 
 ``--vocab`` takes the class and predicate names from a VG dicts json (use the real dataset's when the
 converted set is mixed with it, so that labels agree); objects and relations whose names it lacks are
 dropped. OUT_DIR receives the three VG files, ``VG_100K/`` with the images (linked or copied, named
 ``<id><suffix>``) and ``conversion_report.json``. The printed report ends with the dataset settings to use.
-``--strict`` exits with status 1 when anything was dropped (after writing the files and the report).
+``--strict`` exits with status 1 when anything was dropped (after writing the files and the report). A
+non-empty OUT_DIR is refused unless ``--overwrite`` is given; every file is written atomically.
 """
 import argparse
 import os.path as osp
@@ -31,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--default-split', choices=tuple(SPLIT_CODES), default='train',
                         help='split of images without "split"')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into a non-empty OUT_DIR, replacing its VG files and same-named images')
     return parser.parse_args(argv)
 
 
@@ -38,7 +41,7 @@ def main(argv=None) -> dict:
     """Convert; return the report."""
     args = parse_args(argv)
     report = json_to_vg(args.json_file, args.out_dir, args.image_dir, args.vocab, args.image_mode,
-                        args.default_split)
+                        args.default_split, args.overwrite)
     print(report['text'])
     dataset = report['dataset']
     print(f'vocabulary: {len(report["vocabulary"]["classes"])} classes, {len(report["vocabulary"]["predicates"])} '

@@ -21,7 +21,8 @@ beside this file are the command lines; docs/tools.md shows both.
 * ``images`` (required): one entry per image.
 
   - ``file_name`` (required): the image file, relative to ``--image-dir`` (or absolute);
-  - ``id`` (optional, int or string without ``/``): unique image id, default the file name without extension;
+  - ``id`` (optional, int or plain name: letters, digits, ``_``, ``-``, ``.``, not starting with ``.``): unique
+    image id, default the file name without extension;
   - ``width``, ``height`` (positive integers): required unless ``--image-dir`` lets the converter read them
     from the file; when both exist they must agree;
   - ``split`` (optional): ``train``, ``val`` or ``test`` (default ``--default-split``);
@@ -58,7 +59,8 @@ IMAGE_MODES = ('symlink', 'copy', 'none')
 DROP_REASONS = OrderedDict([
     ('image: not an object', 'the entry of "images" is not a JSON object'),
     ('image: no file_name', 'the image has no "file_name"'),
-    ('image: bad id', 'the "id" is not an int or a string without "/"'),
+    ('image: bad id', 'the "id" is not an int or a plain name (letters, digits, "_", "-", ".", not starting '
+                      'with ".")'),
     ('image: duplicate id', 'an earlier image has the same id'),
     ('image: bad split', 'the "split" is not train, val or test'),
     ('image: missing file', 'the file is not in --image-dir'),
@@ -183,8 +185,9 @@ def _image_size(file_path: str) -> Tuple[int, int]:
 
 
 def _valid_id(value) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != ''
-                                                                        and '/' not in value)
+    """The ids ``VGH5Dataset`` accepts (``PLAIN_IMAGE_ID``): they name files inside the image folder."""
+    from speaq_mm.datasets.vg_h5 import PLAIN_IMAGE_ID
+    return type(value) is int or (isinstance(value, str) and PLAIN_IMAGE_ID.fullmatch(value) is not None)
 
 
 def _box(raw, bbox_format: str) -> Optional[np.ndarray]:
@@ -341,7 +344,7 @@ def validate_images(data: dict, classes: Sequence[str], predicates: Sequence[str
 # JSON -> VG
 # ----------------------------------------------------------------------------------------------------------
 def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vocab_file: Optional[str] = None,
-               image_mode: str = 'symlink', default_split: str = 'train') -> dict:
+               image_mode: str = 'symlink', default_split: str = 'train', overwrite: bool = False) -> dict:
     """Convert a scene graph JSON file into the VG layout under ``out_dir``.
 
     Args:
@@ -353,12 +356,20 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
         vocab_file (str, optional): a VG dicts json giving the vocabulary (see :func:`resolve_vocabulary`).
         image_mode (str): how images reach ``VG_100K/<id><suffix>``: ``symlink``, ``copy`` or ``none``.
         default_split (str): split of images without ``split``.
+        overwrite (bool): write into a non-empty ``out_dir`` (replacing its VG files and same-named images);
+            without it such a folder is refused and left untouched.
 
     Returns:
         dict: the report (``conversion_report.json``), with ``dataset`` holding the settings a
         ``VGH5Dataset`` config needs (``data_root``, ``img_suffix``, ``use_h5_val_split``).
     """
     from speaq_mm.datasets.vg_h5 import VG_FILE_NAMES, write_vg_dataset
+    from speaq_mm.engine.atomic_io import atomic_dump
+    if osp.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise FileExistsError(f'{out_dir} is not empty; nothing was written. Choose an empty or new folder, or pass '
+                              '--overwrite to replace its VG files and same-named images')
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
     if image_mode not in IMAGE_MODES:
         raise ValueError(f'--image-mode must be one of {IMAGE_MODES}, got {image_mode!r}')
     if default_split not in SPLIT_CODES:
@@ -414,8 +425,7 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
                   dataset=dict(data_root=osp.abspath(out_dir), img_suffix=img_suffix,
                                use_h5_val_split=bool(splits.get(1))),
                   image_mode=image_mode)
-    with open(osp.join(out_dir, 'conversion_report.json'), 'w') as file:
-        json.dump(result, file, indent=1)
+    atomic_dump(result, osp.join(out_dir, 'conversion_report.json'))
     result['text'] = report.text()
     return result
 
@@ -425,7 +435,7 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
 # ----------------------------------------------------------------------------------------------------------
 def vg_to_json(vg_dir: str, out_path: str, split: str = 'all', img_suffix: str = '.jpg', box_scale: int = 1024,
                ann_file: Optional[str] = None, image_data_file: Optional[str] = None,
-               dicts_file: Optional[str] = None) -> dict:
+               dicts_file: Optional[str] = None, overwrite: bool = False) -> dict:
     """Write the images of a VG-layout dataset as a scene graph JSON file (boxes xyxy in original pixels).
 
     Args:
@@ -434,11 +444,15 @@ def vg_to_json(vg_dir: str, out_path: str, split: str = 'all', img_suffix: str =
         split (str): ``all``, or ``train``/``val``/``test`` for the h5 rows of split code 0/1/2.
         img_suffix (str): ``file_name`` = ``<image id><img_suffix>`` (the files of ``VG_100K``).
         box_scale (int): which ``boxes_<box_scale>`` to read.
+        overwrite (bool): replace ``out_path`` if it exists (refused otherwise).
 
     Returns:
         dict: counts (``images``, ``objects``, ``relations``) and the output path.
     """
     from speaq_mm.datasets.vg_h5 import VG_FILE_NAMES, load_vg_graphs, read_vg_dicts
+    from speaq_mm.engine.atomic_io import atomic_write
+    if osp.exists(out_path) and not overwrite:
+        raise FileExistsError(f'{out_path} exists; pass --overwrite to replace it')
     if split != 'all' and split not in SPLIT_CODES:
         raise ValueError(f'--split must be all or one of {tuple(SPLIT_CODES)}, got {split!r}')
     paths = {key: value or osp.join(vg_dir, VG_FILE_NAMES[key]) for key, value in
@@ -469,7 +483,6 @@ def vg_to_json(vg_dir: str, out_path: str, split: str = 'all', img_suffix: str =
                            height=int(graphs.height[row]), split=split_names[code], objects=objects,
                            relations=relations))
         counts.update(images=1, objects=len(objects), relations=len(relations))
-    os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
-    with open(out_path, 'w') as file:
-        json.dump(dict(classes=list(classes), predicates=list(predicates), bbox_format='xyxy', images=images), file)
+    atomic_write(json.dumps(dict(classes=list(classes), predicates=list(predicates), bbox_format='xyxy',
+                                 images=images)), out_path)
     return dict(counts, output=out_path)

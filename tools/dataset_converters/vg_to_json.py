@@ -28,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--ann-file', help='the h5 (default VG_DIR/VG-SGG-with-attri.h5)')
     parser.add_argument('--image-data-file', help='the image-data json (default VG_DIR/image_data.json)')
     parser.add_argument('--dicts-file', help='the dicts json (default VG_DIR/VG-SGG-dicts-with-attri.json)')
+    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json if it exists')
     return parser.parse_args(argv)
 
 
@@ -35,7 +36,7 @@ def main(argv=None) -> dict:
     """Export; return the counts."""
     args = parse_args(argv)
     result = vg_to_json(args.vg_dir, args.out_file, args.split, args.img_suffix, args.box_scale, args.ann_file,
-                        args.image_data_file, args.dicts_file)
+                        args.image_data_file, args.dicts_file, args.overwrite)
     print(f'wrote {result["images"]} images, {result["objects"]} objects and {result["relations"]} relations to '
           f'{args.out_file}')
     return result

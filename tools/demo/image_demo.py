@@ -24,7 +24,6 @@ Entity ids are local to the file and match the numbers in the drawing; boxes are
 and every file skipped.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -153,6 +152,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=20, help='triplets drawn and written per image (0: all)')
     parser.add_argument('--score-thr', type=float, default=0.0, help='minimum triplet score')
     parser.add_argument('--device', default=None, help='cuda:0, cpu, ... (default: cuda:0 when available)')
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -166,8 +167,11 @@ def main(argv=None) -> dict:
     from mmdet.apis import init_detector
     from mmdet.utils import register_all_modules
 
+    from speaq_mm.engine.atomic_io import atomic_dump
+    from speaq_mm.utils import trust_files_from_args
     from speaq_mm.visualization import SceneGraphLocalVisualizer
 
+    trust_files_from_args(args)
     register_all_modules(init_default_scope=True)
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     # A palette given here keeps init_detector from building the test dataset (whose files we do not need).
@@ -202,16 +206,14 @@ def main(argv=None) -> dict:
         record = dict(image=path, width=int(image.shape[1]), height=int(image.shape[0]),
                       **triplet_records(sample, classes, predicates, args.topk, args.score_thr))
         json_path = osp.join(args.out_dir, f'{stem}.json')
-        with open(json_path, 'w') as file:
-            json.dump(record, file, indent=1)
+        atomic_dump(record, json_path)
         best = record['triplets'][0] if record['triplets'] else None
         print(f'{path}: {image.shape[1]}x{image.shape[0]}, {len(record["triplets"])} triplets' +
               (f', best: {best["subject_name"]} --{best["predicate_name"]}--> {best["object_name"]} '
                f'({best["score"]:.3g})' if best else ''))
         summary['images'].append(dict(image=path, drawing=drawing_path, json=json_path,
                                       triplets=len(record['triplets'])))
-    with open(osp.join(args.out_dir, 'summary.json'), 'w') as file:
-        json.dump(summary, file, indent=1)
+    atomic_dump(summary, osp.join(args.out_dir, 'summary.json'))
     print(f'wrote {len(summary["images"])} drawing(s) and JSON file(s) to {args.out_dir}')
     return summary
 

@@ -26,6 +26,7 @@ import re
 import sys
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 # Key -> shape lists of the reference R-101 checkpoints (copied from the reference_checkpoints spec).
@@ -70,9 +71,20 @@ DETECTOR_RENAMES = {
 
 
 def read_reference_state_dict(path):
-    """The ``model`` state dict of a detectron2 checkpoint (or a bare state dict), without ``module.``."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    """The ``model`` state dict of a detectron2 checkpoint (or a bare state dict), without ``module.``.
+
+    ``.pth`` files are read with ``torch.load(weights_only=True)`` and ``.pkl`` files (detectron2's model zoo
+    format) with a restricted unpickler: tensors, numpy arrays and plain containers only, so a downloaded
+    file cannot run code (``--trust-pickle FILE`` opts in for one file). numpy arrays become tensors.
+    """
+    from speaq_mm.utils import load_pickle_file, load_torch_file
+    if path.endswith('.pkl'):
+        checkpoint = load_pickle_file(path, what='reference checkpoint')
+    else:
+        checkpoint = load_torch_file(path, map_location='cpu', what='reference checkpoint')
     state = checkpoint.get('model', checkpoint) if isinstance(checkpoint, dict) else None
+    if isinstance(state, dict):
+        state = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'{path}: expected a detectron2 checkpoint with a "model" state dict of tensors')
     return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())
@@ -174,17 +186,27 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Convert a SpeaQ/IterativeSG detectron2 checkpoint.')
     parser.add_argument('src', help='detectron2 checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint for speaq_mm (load_from / tools/test.py)')
+    parser.add_argument('--overwrite', action='store_true', help='replace dst if it exists')
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     """Convert ``src`` to ``dst`` and print what was done."""
     args = parse_args(argv)
+    from speaq_mm.engine.atomic_io import atomic_dump
+    from speaq_mm.utils import trust_files_from_args
+    trust_files_from_args(args)
+    if osp.exists(args.dst) and osp.exists(args.src) and osp.samefile(args.src, args.dst):
+        raise ValueError(f'dst {args.dst} is the source file itself; write the converted checkpoint elsewhere')
+    if osp.exists(args.dst) and not args.overwrite:
+        raise FileExistsError(f'dst {args.dst} exists; pass --overwrite to replace it')
     state = read_reference_state_dict(args.src)
     converted, report = convert_state_dict(state)
     meta = dict(converted_from=args.src, kind=report['kind'], unused_reference_keys=report['unused'],
                 reference_criterion_buffers={k: v.tolist() for k, v in report['criterion_buffers'].items()})
-    torch.save(dict(state_dict=converted, meta=meta), args.dst)
+    atomic_dump(dict(state_dict=converted, meta=meta), args.dst, file_format='pth')
     print(f'{args.src}: {len(state)} reference tensors -> {len(converted)} {report["kind"]} tensors in '
           f'{args.dst}')
     if report['criterion_buffers']:

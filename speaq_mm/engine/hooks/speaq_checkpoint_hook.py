@@ -10,19 +10,21 @@ killed (or out of disk space) during the save is left with no complete checkpoin
 2. ``last_checkpoint`` is then rewritten atomically;
 3. only then are the retired checkpoint and the replaced best checkpoint deleted.
 
-Before training it removes the temporary files an interrupted save left behind (and says so in the log), and
+Before training it removes the temporary files an interrupted save of this run left behind (only files named
+like its own checkpoints, and only those no live process is still writing: a concurrent run's are kept), and
 after a resume it checks that the best-checkpoint record restored from the checkpoint (mmengine keeps it in
 the message hub's runtime info) names a file that exists.
 """
 import glob
 import os.path as osp
+import re
 
 from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 
-from ..atomic_io import atomic_write, find_partial_files
+from ..atomic_io import atomic_write, remove_stale_partial_files
 
 
 @HOOKS.register_module()
@@ -34,15 +36,19 @@ class SpeaQCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if not is_main_process() or not isinstance(self.file_backend, LocalBackend):
             return
-        partial = find_partial_files(self.out_dir)
-        for path in partial:
-            self.file_backend.remove(path)
+        partial = remove_stale_partial_files(self.out_dir, self._writes)
         if partial:
             runner.logger.warning(
                 f'removed {len(partial)} incomplete file(s) that an interrupted save left in {self.out_dir}: '
                 f'{[osp.basename(path) for path in partial]}; the complete checkpoints are untouched')
         if self.save_best is not None and runner.iter > 0:
             self._check_best_record(runner)
+
+    def _writes(self, name) -> bool:
+        """Whether this hook writes files called ``name``: its checkpoints, best checkpoints, the pointer."""
+        pattern = re.escape(self.filename_tmpl).replace(re.escape('{}'), r'\d+')
+        return bool(re.fullmatch(pattern, name) or re.fullmatch(r'best_.+_\d+\.pth', name)
+                    or name == 'last_checkpoint')
 
     def _check_best_record(self, runner) -> None:
         """Log the best-checkpoint record a resumed run continues from, and any mismatch with the disk."""
