@@ -5,37 +5,13 @@
 _base_ = ['./_base_/models/detr_r101.py', './_base_/datasets/vg150.py', './_base_/schedules/speaq_150k.py']
 
 max_iters = 554400
-# Images only need boxes and labels here; relations are ignored. Same DETR augmentation as the scene graph
-# pipeline (flip, then multi-scale resize or resize + crop + multi-scale resize).
-train_scales = [(1333, short) for short in range(480, 801, 32)]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomChoice',
-        transforms=[
-            [dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True)],
-            [
-                dict(type='RandomChoiceResize', scales=[(100000, 400), (100000, 500), (100000, 600)],
-                     keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
-                     allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True),
-            ],
-        ]),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5)),
-    dict(type='PackDetInputs'),
-]
-# COCO-style box AP without a COCO json: CocoMetric builds its ground truth from the packed 'instances'.
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
-]
-train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
+# The scene graph pipelines of vg150.py, unchanged: DETR reads the boxes and labels of the packed samples and
+# ignores their relations, so both detectors see the same augmentation. CocoMetric (box AP without a COCO json)
+# builds its ground truth from the packed 'instances', which the test pipeline therefore keeps.
+test_pipeline = _base_.test_pipeline[:-1] + [
+    dict(type='PackSGGInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                                          'flip_direction', 'source', 'sample_weight', 'instances'))]
+train_dataloader = dict(batch_size=4)
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_evaluator = dict(_delete_=True, type='CocoMetric', metric='bbox', ann_file=None)

@@ -1,6 +1,7 @@
 # SpeaQ (ResNet-101) on Visual Genome mixed with synthetic scene graphs: the multi-dataset command of the
-# original README. Every global batch of 20 (4 GPUs x 5) holds 14 VG + 6 synthetic images (real_ratio /
-# synthetic_ratio), synthetic samples weigh 0.5 in the loss (real_loss_weight / synthetic_loss_weight), and
+# original README. Every global batch of 20 (4 GPUs x 5) holds 14 VG + 6 synthetic images
+# (train_dataloader.batch_sampler.source_ratio), synthetic samples weigh 0.5 in the loss
+# (train_dataloader.dataset.sample_weights; configs/_base_/datasets/vg_synthetic_mix.py), and
 # the model uses the README's SpeaQ settings: dynamic one-to-many (k 4, max, predicate score weight -0.5),
 # 600 relation queries for 300 subject/object slots (MULTIPLY_QUERY 2 with ONLY_PREDICATE_MULTIPLY), group
 # mask with 4 groups, independent matching per layer (configs/_base_/models/speaq_r101.py).
@@ -11,9 +12,3 @@ _base_ = [
 ]
 
 load_from = 'checkpoints/vg_objectdetector_pretrained_mm.pth'  # the converted reference DETR detector
-
-custom_hooks = [
-    dict(type='SourceMixHook'),  # per-batch source shares and weights in the log; sampler state on resume
-    dict(type='SpeaQTrainStatisticsHook'),  # predicate groups and class weights from the train statistics
-    dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),  # skip non-finite steps
-]

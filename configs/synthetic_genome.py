@@ -8,8 +8,3 @@ _base_ = [
 ]
 
 load_from = 'checkpoints/vg_objectdetector_pretrained_mm.pth'  # the converted reference DETR detector
-
-custom_hooks = [
-    dict(type='SpeaQTrainStatisticsHook'),  # predicate groups and class weights from the train split
-    dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),  # skip non-finite steps
-]

@@ -5,10 +5,3 @@ _base_ = ['./_base_/models/speaq_r101.py', './_base_/datasets/vg150.py', './_bas
 # The reference's DETR detector, converted with tools/model_converters/speaq_d2_to_mm.py; its decoder
 # initialises the subject, object and relation decoders (docs/model.md).
 load_from = 'checkpoints/vg_objectdetector_pretrained_mm.pth'
-
-# SpeaQTrainStatisticsHook hands the train split's fg_rel_count to the model (predicate groups and class
-# weights); SpeaQNonFiniteGuardHook skips updates with a non-finite loss or gradient, stops after 10 in a row.
-custom_hooks = [
-    dict(type='SpeaQTrainStatisticsHook'),
-    dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),
-]

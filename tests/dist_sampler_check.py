@@ -5,7 +5,7 @@
 
 Each rank initialises gloo the way tools/train.py does on a CPU machine (speaq_mm.engine.prepare_launch),
 builds ``train_dataloader`` with mmengine's Runner.build_dataloader, draws the batches through the full
-pipeline and gathers, per batch and rank, the ``(source, img_id, loss_weight)`` of every packed sample and
+pipeline and gathers, per batch and rank, the ``(source, img_id, sample_weight)`` of every packed sample and
 the source fractions SourceMixHook logs for the batch (reduced over the ranks). Rank 0 writes them with the
 sizes of the sources to OUT_JSON; tests/test_sampler_distributed.py checks them.
 """
@@ -23,10 +23,7 @@ from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from speaq_mm.engine import (
-    apply_variable_overrides,  # noqa: E402
-    load_run_config,  # noqa: E402
-)
+from speaq_mm.engine import load_run_config  # noqa: E402
 from speaq_mm.engine.hooks import SourceMixHook  # noqa: E402
 
 
@@ -39,7 +36,6 @@ def main():
     args = parser.parse_args()
 
     cfg = load_run_config(args.config, args.cfg_options, work_dir='unused', launcher='pytorch')
-    apply_variable_overrides(cfg, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     rank, world_size = get_dist_info()
     # A dataset-only config has no randomness.seed: the sampler then draws one seed and shares it over
@@ -54,7 +50,7 @@ def main():
     drawn, logged = [], []
     for index in range(args.num_batches):
         data_batch = next(batches)
-        drawn.append([[s.metainfo['source'], str(s.metainfo['img_id']), s.metainfo['loss_weight']]
+        drawn.append([[s.metainfo['source'], str(s.metainfo['img_id']), s.metainfo['sample_weight']]
                       for s in data_batch['data_samples']])
         hook.after_train_iter(runner, index, data_batch)
         logged.append({name: runner.message_hub.get_scalar(f'train/source_frac_{name}').current()

@@ -2,8 +2,8 @@
 
 The configs that :func:`write_run_config` writes inherit the shipped ``configs/toy/speaq_tiny_toy_mix.py`` and
 only shrink it (tiny data, batch, schedule) and add :class:`ReliabilityProbeHook`, so the tests exercise the
-recipe users run. They import this module through ``custom_imports``, so processes started by torchrun or by
-``tools/train.py`` register the same hook.
+recipe users run, with the safeguards it ships (its default hooks), and no other. They import this module
+through ``custom_imports``, so processes started by torchrun or by ``tools/train.py`` register the same hook.
 """
 import functools
 import json
@@ -28,11 +28,7 @@ from speaq_mm.engine import atomic_io
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_MIX_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_mix.py')
-# Our modules that the lead has not yet imported from speaq_mm.engine; harmless once it does.
-RELIABILITY_IMPORTS = ['speaq_mm', 'speaq_mm.engine.atomic_io', 'speaq_mm.engine.tolerant_loading',
-                       'speaq_mm.engine.hooks.speaq_checkpoint_hook',
-                       'speaq_mm.engine.hooks.checkpoint_compatibility_hook',
-                       'speaq_mm.engine.hooks.empty_relations_guard_hook', 'tests.reliability_fixtures']
+RELIABILITY_IMPORTS = ['speaq_mm', 'tests.reliability_fixtures']
 # Real: 16 train-split images (the first VAL_IMAGES are val, as in the recipe) and 5 test images (an odd
 # number, so that two ranks need padding).
 REAL_TRAIN, REAL_TEST, SYNTHETIC_TRAIN, VAL_IMAGES = 16, 5, 8, 4
@@ -132,11 +128,9 @@ param_scheduler = [
 default_hooks = dict(
     checkpoint=dict(type='SpeaQCheckpointHook', by_epoch=False, interval={interval}, max_keep_ckpts=1,
                     save_best={BEST_KEY!r}, rule='greater'),
-    logger=dict(interval=1))
-custom_hooks = _base_.custom_hooks + [
-    dict(type='SpeaQCheckpointCompatibilityHook'),
-    dict(type='SpeaQEmptyRelationsGuardHook', max_consecutive_empty_batches=2),
-    dict(type='ReliabilityProbeHook', **{probe!r})]
+    logger=dict(interval=1),
+    empty_relations_guard=dict(max_consecutive_empty_batches=2))
+custom_hooks = [dict(type='ReliabilityProbeHook', **{probe!r})]
 {'' if validate else 'val_cfg = val_dataloader = val_evaluator = None'}
 {extra}
 """)

@@ -26,16 +26,16 @@ RATIOS = ([0.7, 0.3], [0.5, 0.5], [1.0, 0.0], [0.33, 0.67])
 
 @DATASETS.register_module()
 class SamplerTestSource(BaseDataset):
-    """``size`` numbered samples of one source; records carry ``source``, ``loss_weight`` and ``uid``.
+    """``size`` numbered samples of one source; records carry ``source``, ``sample_weight`` and ``uid``.
 
     ``uid`` is ``'<source>/<i>'`` so a drawn sample names its source and position without the dataset.
     Metainfo holds a vocabulary and train statistics in the layout of ``VGH5Dataset``.
     """
 
-    def __init__(self, size, source, loss_weight=1.0, fg_rel_count=(1, 2, 3), triplets=((0, 1, 0),)):
+    def __init__(self, size, source, sample_weight=1.0, fg_rel_count=(1, 2, 3), triplets=((0, 1, 0),)):
         self.size = size
         self.source = source
-        self.loss_weight = loss_weight
+        self.sample_weight = sample_weight
         metainfo = dict(classes=('a', 'b'), predicates=('p', 'q', 'r'),
                         fg_rel_count=np.asarray(fg_rel_count, dtype=np.int64),
                         obj_count=np.asarray([size, 2 * size], dtype=np.int64),
@@ -44,13 +44,16 @@ class SamplerTestSource(BaseDataset):
         super().__init__(metainfo=metainfo, serialize_data=False)
 
     def load_data_list(self):
-        return [dict(uid=f'{self.source}/{i}', source=self.source, loss_weight=self.loss_weight)
-                for i in range(self.size)]
+        return [dict(uid=f'{self.source}/{i}', source=self.source) for i in range(self.size)]
+
+    def get_data_info(self, idx):
+        # Read at access time, as VGH5Dataset does, so SGGConcatDataset(sample_weights=...) reaches it.
+        return dict(super().get_data_info(idx), sample_weight=self.sample_weight)
 
     def prepare_data(self, idx):
         info = self.get_data_info(idx)
         sample = BaseDataElement(metainfo=dict(uid=info['uid'], source=info['source'],
-                                               loss_weight=info['loss_weight']))
+                                               sample_weight=info['sample_weight']))
         return dict(inputs=torch.ones(1), data_samples=sample)
 
 
@@ -70,10 +73,10 @@ class SamplerTestRecorder(BaseModel):
         return self.weight
 
 
-def make_sources(sizes=(23, 7), sources=('real', 'synthetic'), loss_weights=(1.0, 0.5)):
+def make_sources(sizes=(23, 7), sources=('real', 'synthetic'), sample_weights=(1.0, 0.5)):
     """A ConcatDataset (statistics from the real source) of :class:`SamplerTestSource`, one per size."""
     return SGGConcatDataset([SamplerTestSource(size, source, weight)
-                          for size, source, weight in zip(sizes, sources, loss_weights)])
+                          for size, source, weight in zip(sizes, sources, sample_weights)])
 
 
 class _SamplerArgs:

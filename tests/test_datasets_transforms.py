@@ -28,7 +28,7 @@ def scene(boxes, relations, size=(100, 100)):
     """Pipeline results for a record whose box k has label k (so boxes can be recognised after transforms)."""
     return dict(
         img=np.zeros(size + (3, ), np.uint8), img_shape=size, ori_shape=size, img_path='scene.jpg', img_id=1,
-        source='synthetic', loss_weight=0.5,
+        source='synthetic', sample_weight=0.5,
         instances=[dict(bbox=list(map(float, b)), bbox_label=k, ignore_flag=0)
                    for k, b in enumerate(boxes)], relations=np.array(relations, np.int64).reshape(-1, 3))
 
@@ -52,7 +52,7 @@ def test_load_and_pack():
     assert sample.gt_relations.pairs.tolist() == [[1, 0], [0, 1]
                                                   ] and sample.gt_relations.labels.tolist() == [2, 0]
     meta = sample.metainfo
-    assert (meta['source'], meta['loss_weight'], meta['flip'], meta['flip_direction']) == ('synthetic', 0.5,
+    assert (meta['source'], meta['sample_weight'], meta['flip'], meta['flip_direction']) == ('synthetic', 0.5,
                                                                                            False, None)
     assert meta['img_id'] == 1 and meta['img_path'] == 'scene.jpg'
 
@@ -198,9 +198,9 @@ def test_toy_train_pipeline(toy_roots):
         assert packed['inputs'].shape == (3, 128, 128) and packed['inputs'].dtype == torch.uint8
         assert set(sample.metainfo) >= {
             'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-            'source', 'loss_weight'
+            'source', 'sample_weight'
         }
-        assert sample.metainfo['source'] == 'real' and sample.metainfo['loss_weight'] == 1.0
+        assert sample.metainfo['source'] == 'real' and sample.metainfo['sample_weight'] == 1.0
         pairs = sample.gt_relations.pairs
         assert len(pairs) == len({tuple(p) for p in pairs.tolist()})  # duplicates resampled away
         assert len(pairs) > 0 and pairs.max() < len(sample.gt_instances)
@@ -212,7 +212,8 @@ def test_toy_test_pipeline_keeps_original_boxes(toy_roots):
     sample = dataset[0]['data_samples']
     assert sample.gt_instances.bboxes.tensor.tolist() == [inst['bbox'] for inst in record['instances']]
     assert sample.gt_relations.pairs.tolist() == record['relations'][:, :2].tolist()
-    assert sample.metainfo['source'] == 'synthetic' and sample.metainfo['loss_weight'] == 0.5
+    # A single-source config trains at weight 1.0; only a mix weighs its sources (SGGConcatDataset).
+    assert sample.metainfo['source'] == 'synthetic' and sample.metainfo['sample_weight'] == 1.0
 
 
 def test_vg150_pipeline_on_hand_files(tmp_path):
@@ -240,7 +241,7 @@ def test_preprocessor_keeps_relations(toy_roots):
     for sample in processed['data_samples']:
         assert isinstance(sample.gt_instances.bboxes, torch.Tensor)
         assert sample.gt_relations.pairs.dtype == torch.int64
-        assert {'batch_input_shape', 'pad_shape', 'source', 'loss_weight'} <= set(sample.metainfo)
+        assert {'batch_input_shape', 'pad_shape', 'source', 'sample_weight'} <= set(sample.metainfo)
 
 
 def test_unreadable_and_missing_images(tmp_path):
@@ -263,7 +264,7 @@ def test_concat_real_and_synthetic(toy_roots, tmp_path):
     mixed = ConcatDataset(parts, ignore_keys=list(STATISTICS_KEYS))  # ... the vocabulary does not
     assert len(mixed) == 12 and mixed.metainfo['predicates'] == toy.TOY_PREDICATES
     assert [mixed[i]['data_samples'].metainfo['source'] for i in (0, 11)] == ['real', 'synthetic']
-    assert mixed[11]['data_samples'].metainfo['loss_weight'] == 0.5
+    assert [mixed[i]['data_samples'].metainfo['sample_weight'] for i in (0, 11)] == [1.0, 1.0]
     write_hand_dataset(str(tmp_path))
     other = dataset_from_config('toy_real', 'train', str(tmp_path), num_val_images=1)
     with pytest.raises(ValueError, match='does not match meta information'):
@@ -271,17 +272,18 @@ def test_concat_real_and_synthetic(toy_roots, tmp_path):
 
 
 def test_dataset_configs():
-    expected = {'vg150': ('data/vg/', 'real', 1.0, 5000, 'val'),
-                'synthetic_genome': ('data/synthetic_genome/', 'synthetic', 0.5, 0, 'test'),
-                'toy_real': ('data/toy_real/', 'real', 1.0, 100, 'val'),
-                'toy_synthetic': ('data/toy_synthetic/', 'synthetic', 0.5, 100, 'val')}
-    for name, (root, source, weight, num_val, val_split) in expected.items():
+    # Single-source configs set no sample weight: their samples train at VGH5Dataset's default 1.0.
+    expected = {'vg150': ('data/vg/', 'real', 5000, 'val'),
+                'synthetic_genome': ('data/synthetic_genome/', 'synthetic', 0, 'test'),
+                'toy_real': ('data/toy_real/', 'real', 100, 'val'),
+                'toy_synthetic': ('data/toy_synthetic/', 'synthetic', 100, 'val')}
+    for name, (root, source, num_val, val_split) in expected.items():
         cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', '_base_', 'datasets', f'{name}.py'))
         datasets = [cfg[f'{split}_dataloader'].dataset for split in ('train', 'val', 'test')]
         assert [d.split for d in datasets] == ['train', val_split, 'test']
         for dataset in datasets:
-            assert (dataset.type, dataset.data_root, dataset.source, dataset.loss_weight,
-                    dataset.num_val_images) == ('VGH5Dataset', root, source, weight, num_val)
+            assert (dataset.type, dataset.data_root, dataset.source, dataset.get('sample_weight', 1.0),
+                    dataset.num_val_images) == ('VGH5Dataset', root, source, 1.0, num_val)
         assert [step['type'] for step in datasets[0].pipeline][-3:] == ['FilterEmptySGGInstances',
                                                                        'FilterDuplicateRelations', 'PackSGGInputs']
         types = [step['type'] for step in datasets[2].pipeline]

@@ -59,3 +59,12 @@ def test_every_pip_call_of_the_install_takes_the_constraints():
     for line in pip_calls:
         assert '-c "$CONSTRAINTS"' in line or '"${PIP[@]}"' in line, line
     assert 'PIP=("$PYTHON" -m pip install --disable-pip-version-check -q -c "$CONSTRAINTS")' in text
+
+
+def test_print_config_takes_a_mix_ratio_by_source_name():
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools/misc/print_config.py'), 'configs/speaq_multi.py',
+         '--cfg-options', 'train_dataloader.batch_sampler.source_ratio.real=0.5'],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'source_ratio=dict(real=0.5,synthetic=0.3)' in ''.join(result.stdout.split())

@@ -105,15 +105,20 @@ def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
     assert 'Distributed launcher: pytorch' in result.stdout + result.stderr
 
 
-def test_load_run_config_propagates_overridden_variables(tmp_path):
+def test_load_run_config_refuses_overrides_of_used_variables(tmp_path):
     path = write_toy_config(str(tmp_path), max_iters=2)
     with open(path, 'a') as f:
-        f.write("step_size = 0.001\n"
-                "optim_wrapper = dict(optimizer=dict(lr=step_size))\n"
-                "variable_targets = dict(step_size=['optim_wrapper.optimizer.lr'])\n")
-    cfg = load_run_config(path, cfg_options={'step_size': 0.5})
-    assert cfg.optim_wrapper.optimizer.lr == 0.5
-    assert load_run_config(path).optim_wrapper.optimizer.lr == 0.001
+        f.write("step_size = 0.00125\n"
+                "optim_wrapper = dict(optimizer=dict(lr=step_size))\n")
+    with pytest.raises(KeyError, match=r'"step_size" is a variable.*instead: optim_wrapper\.optimizer\.lr\.'):
+        load_run_config(path, cfg_options={'step_size': 0.5})
+    assert load_run_config(path, cfg_options={'optim_wrapper.optimizer.lr': 0.5}).optim_wrapper.optimizer.lr == 0.5
+
+
+def test_default_hooks_unknown_to_mmengine_can_be_switched_off(tmp_path):
+    path = write_toy_config(str(tmp_path), max_iters=2)
+    cfg = load_run_config(path, cfg_options={'default_hooks.empty_relations_guard': None})
+    assert 'empty_relations_guard' not in cfg.default_hooks and 'non_finite_guard' in cfg.default_hooks
 
 
 def test_load_run_config_allows_new_keys_but_refuses_near_misses(tmp_path):

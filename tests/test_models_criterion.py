@@ -15,11 +15,11 @@ def criterion(**kwargs):
     return SpeaQRelationCriterion(**args)
 
 
-def one_relation_target(loss_weight=1.0, source=None):
+def one_relation_target(sample_weight=1.0, source=None):
     return RelationTargets(
         entity_boxes=torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.7, 0.7, 0.2, 0.2]]), entity_labels=torch.tensor([1, 0]),
         pairs=torch.tensor([[0, 1]]), predicate_labels=torch.tensor([1]),
-        relation_boxes=torch.tensor([[0.5, 0.5, 0.4, 0.4]]), loss_weight=loss_weight, source=source)
+        relation_boxes=torch.tensor([[0.5, 0.5, 0.4, 0.4]]), sample_weight=sample_weight, source=source)
 
 
 def test_loss_terms_by_hand():
@@ -62,11 +62,11 @@ def batch_of_two(weights, sources=(None, None), seed=0):
         entity_labels=torch.tensor([1, 0, 5]), pairs=torch.tensor([[0, 1], [2, 0]]),
         predicate_labels=torch.tensor([1, 4]), relation_boxes=torch.tensor([[0.5, 0.5, 0.4, 0.4],
                                                                            [0.4, 0.25, 0.1, 0.1]]),
-        loss_weight=weights[0], source=sources[0])
+        sample_weight=weights[0], source=sources[0])
     second = RelationTargets(
         entity_boxes=torch.tensor([[0.2, 0.6, 0.2, 0.3], [0.6, 0.4, 0.2, 0.2]]), entity_labels=torch.tensor([3, 2]),
         pairs=torch.tensor([[1, 0]]), predicate_labels=torch.tensor([0]),
-        relation_boxes=torch.tensor([[0.4, 0.5, 0.4, 0.2]]), loss_weight=weights[1], source=sources[1])
+        relation_boxes=torch.tensor([[0.4, 0.5, 0.4, 0.2]]), sample_weight=weights[1], source=sources[1])
     matches = [(torch.tensor([4, 1, 2]), torch.tensor([0, 1, 1])), (torch.tensor([3]), torch.tensor([0]))]
     return preds, [first, second], matches
 
@@ -105,7 +105,7 @@ def test_weights_scale_each_image_including_its_background_queries():
     matches[1] = (torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long))
     crit = criterion(num_entity_classes=6, num_predicates=6)
     with_second = crit(preds, targets, matches)[0]
-    without_second = crit(preds, [targets[0], targets[1]._replace(loss_weight=0.0)], matches)[0]
+    without_second = crit(preds, [targets[0], targets[1]._replace(sample_weight=0.0)], matches)[0]
     assert with_second['loss_relation'] != without_second['loss_relation']
     assert torch.equal(with_second['loss_bbox_relation'], without_second['loss_bbox_relation'])
 

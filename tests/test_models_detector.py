@@ -44,7 +44,7 @@ SPEAQ_ASSIGNER = dict(type='SpeaQTripletMatcher', one_to_many='dynamic', k=4, qu
 def test_losses_of_every_layer_and_logging_values(assigner):
     model = build(tiny_speaq_cfg(assigner=assigner))
     losses = loss_of(model, [two_object_sample(source='real'), three_object_sample(source='synthetic',
-                                                                                   loss_weight=0.5)])
+                                                                                   sample_weight=0.5)])
     terms = ['loss_ce_subject', 'loss_bbox_subject', 'loss_giou_subject', 'loss_ce_object', 'loss_bbox_object',
              'loss_giou_object', 'loss_relation', 'loss_bbox_relation', 'loss_giou_relation']
     assert set(terms) | {f'd0.{t}' for t in terms} == {k for k in losses if 'loss' in k}
@@ -56,12 +56,12 @@ def test_losses_of_every_layer_and_logging_values(assigner):
     assert model.decoder.relation_graph_query_attn[0].k_proj_weight.grad is not None
 
 
-def test_missing_loss_weight_means_one():
+def test_missing_sample_weight_means_one():
     model = build()
     model.eval()  # no dropout; the tiny config has none anyway
     plain = loss_of(model, [two_object_sample()])
-    weighted = loss_of(model, [two_object_sample(loss_weight=1.0)])
-    half = loss_of(model, [two_object_sample(loss_weight=0.5)])
+    weighted = loss_of(model, [two_object_sample(sample_weight=1.0)])
+    half = loss_of(model, [two_object_sample(sample_weight=0.5)])
     for name in plain:
         if name.startswith('loss') or '.loss' in name:
             assert torch.equal(plain[name], weighted[name]), name

@@ -13,14 +13,14 @@ CENTRE = [0.5, 0.5, 0.4, 0.4]
 FAR = [0.9, 0.1, 0.1, 0.1]  # no overlap with SUBJECT or OBJECT
 
 
-def targets(num_relations=1, predicates=None, loss_weight=1.0):
+def targets(num_relations=1, predicates=None, sample_weight=1.0):
     """One image, entities 0 = SUBJECT, 1 = OBJECT, ``num_relations`` copies of 0 -> 1."""
     predicates = predicates or [0] * num_relations
     return RelationTargets(
         entity_boxes=torch.tensor([SUBJECT, OBJECT]), entity_labels=torch.tensor([1, 2]),
         pairs=torch.tensor([[0, 1]] * len(predicates)).reshape(-1, 2),
         predicate_labels=torch.tensor(predicates), relation_boxes=torch.tensor([CENTRE] * len(predicates)),
-        loss_weight=loss_weight, source=None)
+        sample_weight=sample_weight, source=None)
 
 
 def predictions(subject_boxes, object_boxes=None, relation_boxes=None, layers=1, classes=7, predicates=5,

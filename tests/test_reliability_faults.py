@@ -143,8 +143,7 @@ def test_image_policy_arguments_are_checked():
 @pytest.mark.slow
 def test_nan_loss_skips_steps_then_stops(tmp_path, damaged_data):
     folder = str(tmp_path)
-    extra = ('custom_hooks = [dict(h, max_consecutive_bad_steps=2) if h["type"] == "SpeaQNonFiniteGuardHook" '
-             'else h for h in custom_hooks]')
+    extra = 'default_hooks.update(non_finite_guard=dict(max_consecutive_bad_steps=2))'
     config = write_run_config(folder, damaged_data, max_iters=6, validate=False,
                               probe=dict(nan_loss_at=[2, 4, 5]), extra=extra)
     with pytest.raises(RuntimeError, match='2 consecutive training steps had a non-finite loss'):
@@ -163,8 +162,8 @@ def _build_with(config, key, value):
     cfg = load_run_config(config, cfg_options={key: value})
     if key.startswith('model.'):
         return MODELS.build(cfg.model)
-    if key.startswith('custom_hooks.'):
-        return HOOKS.build(cfg.custom_hooks[int(key.split('.')[1])])
+    if key.startswith('default_hooks.'):
+        return HOOKS.build(cfg.default_hooks[key.split('.')[1]])
     if '.batch_sampler.' in key:
         dataset = DATASETS.build(cfg.train_dataloader.dataset)
         sampler = type('Sampler', (), dict(dataset=dataset, seed=0))()
@@ -180,7 +179,7 @@ def _build_with(config, key, value):
     ('model.decoder.num_layer', 2, 'SpeaQIterativeRelationDecoder'),
     ('model.train_cfg.assigner.one_to_mnay', 'dynamic', 'SpeaQTripletMatcher'),
     ('train_dataloader.batch_sampler.source_ratoi', [0.5, 0.5], 'RatioBatchSampler'),
-    ('custom_hooks.2.max_consecutive_bad_step', 3, 'SpeaQNonFiniteGuardHook'),
+    ('default_hooks.non_finite_guard.max_consecutive_bad_step', 3, 'SpeaQNonFiniteGuardHook'),
     ('model.num_entity_querys', 8, 'SpeaQDetector'),
     ('train_dataloader.dataset.datasets.0.filter_empty_rel', False, 'VGH5Dataset'),
 ])
@@ -218,8 +217,8 @@ def test_checkpoint_with_other_query_counts_lists_the_mismatched_keys(tmp_path, 
         test_main([config, checkpoint, '--work-dir', osp.join(folder, 'test')])
 
 
-def test_cfg_option_typo_of_a_top_level_variable_is_refused(tmp_path, tmp_path_factory):
-    """``--cfg-options real_ratoi=0.5`` would otherwise leave the real ratio at 0.7 without a word."""
+def test_cfg_option_typo_of_a_top_level_key_is_refused(tmp_path, tmp_path_factory):
+    """``--cfg-options train_dataloadr.batch_size=2`` would otherwise add a key nothing reads."""
     config = write_run_config(str(tmp_path), shared_toy_data(tmp_path_factory), validate=False)
-    with pytest.raises(KeyError, match='real_ratoi.*real_ratio'):
-        load_run_config(config, cfg_options={'real_ratoi': 0.5})
+    with pytest.raises(KeyError, match='train_dataloadr.*did you mean "train_dataloader"'):
+        load_run_config(config, cfg_options={'train_dataloadr.batch_size': 2})

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from speaq_mm.datasets.samplers import largest_remainder_counts
-from speaq_mm.engine import apply_variable_overrides, load_run_config
+from speaq_mm.engine import load_run_config
 from tests.sampler_fixtures import (
     RATIOS,
     REPO_ROOT,
@@ -21,6 +21,7 @@ from tests.sampler_fixtures import (
 )
 
 DATASET_CONFIGS = f'{REPO_ROOT}/configs/_base_/datasets'
+TOY_MIX_RECIPE = f'{REPO_ROOT}/configs/toy/speaq_tiny_toy_mix.py'  # the `make demo` recipe, built on toy_mix.py
 SEED = 42
 
 
@@ -31,9 +32,7 @@ def toy_roots(tmp_path_factory):
 
 def load_mix(options):
     """toy_mix.py with ``options`` applied the way tools/train.py applies --cfg-options."""
-    cfg = load_run_config(TOY_MIX_CONFIG, options, work_dir='unused')
-    apply_variable_overrides(cfg, options)
-    return cfg
+    return load_run_config(TOY_MIX_CONFIG, options, work_dir='unused')
 
 
 def build_mix_dataset(cfg, light=True):
@@ -54,6 +53,7 @@ def rank_dataloaders(cfg, dataset, batch_size, ratios, world_size, **sampler_arg
         loader_cfg = copy.deepcopy(cfg.train_dataloader)
         loader_cfg.dataset = dataset
         loader_cfg.batch_size = batch_size
+        loader_cfg.batch_sampler.pop('source_ratio')  # replaced, not merged with the config's ratio dict
         loader_cfg.batch_sampler.update(source_ratio=ratios, rank=rank, world_size=world_size, **sampler_args)
         loader_cfg.collate_fn = dict(type=list)  # raw records: their instance lists differ in length
         loaders.append(Runner.build_dataloader(loader_cfg, seed=SEED))
@@ -73,35 +73,63 @@ def draw(dataset, loaders, num_batches):
         records = [next(iterator) for iterator in iterators]
         for batch in records:
             for record in batch:
-                assert record['loss_weight'] == {'real': 1.0, 'synthetic': 0.5}[record['source']]
+                assert record['sample_weight'] == {'real': 1.0, 'synthetic': 0.5}[record['source']]
         steps.append([[concat_index(dataset, record) for record in batch] for batch in records])
     return steps
 
 
 def test_default_mix_settings(toy_roots):
     cfg = load_mix(toy_mix_options(toy_roots))
-    assert (cfg.real_ratio, cfg.synthetic_ratio, cfg.real_loss_weight, cfg.synthetic_loss_weight) == (
-        0.7, 0.3, 1.0, 0.5)
     assert cfg.train_dataloader.batch_sampler.type == 'RatioBatchSampler'
-    assert cfg.train_dataloader.batch_sampler.source_ratio == [0.7, 0.3]
-    real, synthetic = cfg.train_dataloader.dataset.datasets
-    assert (real.source, real.loss_weight, synthetic.source, synthetic.loss_weight) == (
-        'real', 1.0, 'synthetic', 0.5)
+    assert cfg.train_dataloader.batch_sampler.source_ratio == dict(real=0.7, synthetic=0.3)
+    assert cfg.train_dataloader.dataset.sample_weights == dict(real=1.0, synthetic=0.5)
+    assert [d.source for d in cfg.train_dataloader.dataset.datasets] == ['real', 'synthetic']
     assert cfg.train_dataloader.dataset.statistics_sources == ['real']
-    assert dict(type='SourceMixHook') in cfg.custom_hooks
+    recipe = load_run_config(TOY_MIX_RECIPE, work_dir='unused')
+    assert recipe.default_hooks.source_mix == dict(type='SourceMixHook')
+    assert 'custom_hooks' not in recipe
 
 
-def test_cfg_options_reach_every_use_of_a_mix_setting(toy_roots):
-    cfg = load_mix(toy_mix_options(toy_roots, real_ratio=0.5, synthetic_ratio=0.5, synthetic_loss_weight=0.25,
-                                   statistics_sources=['real', 'synthetic']))
-    assert cfg.train_dataloader.batch_sampler.source_ratio == [0.5, 0.5]
-    assert cfg.train_dataloader.dataset.datasets[1].loss_weight == 0.25
-    assert cfg.synthetic_train_dataset.loss_weight == 0.25
+def test_cfg_options_reach_every_mix_setting_by_source_name(toy_roots):
+    sampler, dataset = 'train_dataloader.batch_sampler', 'train_dataloader.dataset'
+    cfg = load_mix(toy_mix_options(toy_roots, **{
+        f'{sampler}.source_ratio.real': 0.5, f'{sampler}.source_ratio.synthetic': 0.5,
+        f'{dataset}.sample_weights.synthetic': 0.25, f'{dataset}.statistics_sources': ['real', 'synthetic']}))
+    assert cfg.train_dataloader.batch_sampler.source_ratio == dict(real=0.5, synthetic=0.5)
+    assert cfg.train_dataloader.dataset.sample_weights == dict(real=1.0, synthetic=0.25)
     assert cfg.train_dataloader.dataset.statistics_sources == ['real', 'synthetic']
-    # An explicit key wins over the variable it is derived from.
-    cfg = load_mix(toy_mix_options(toy_roots, real_ratio=0.5,
-                                   **{'train_dataloader.batch_sampler.source_ratio': [0.6, 0.4]}))
-    assert cfg.train_dataloader.batch_sampler.source_ratio == [0.6, 0.4]
+    built = build_mix_dataset(cfg)
+    assert [part.sample_weight for part in built.datasets] == [1.0, 0.25]
+
+
+def test_an_override_of_a_used_variable_is_refused_naming_the_keys(toy_roots):
+    def load_mix(options):
+        return load_run_config(TOY_MIX_RECIPE, options, work_dir='unused')
+
+    with pytest.raises(KeyError, match=r'"max_iters" is a variable') as error:
+        load_mix(toy_mix_options(toy_roots, max_iters=5))
+    assert {'train_cfg.max_iters', 'param_scheduler.0.end', 'default_hooks.checkpoint.interval'} <= set(
+        str(error.value).split('instead: ')[1].rstrip(".'").split(', '))
+    with pytest.raises(KeyError, match=r'"image_size" is a variable.*pipeline\.\d+\.scale\.0'):
+        load_mix(toy_mix_options(toy_roots, image_size=32))
+    with pytest.raises(KeyError, match=r'"real_train_dataset" is a variable.*datasets\.0\.data_root'):
+        load_mix(toy_mix_options(toy_roots, **{'real_train_dataset.data_root': 'elsewhere/'}))
+    for key in ('val_interval', 'data_root', 'num_val_images'):
+        with pytest.raises(KeyError, match=f'"{key}" is a variable'):
+            load_mix(toy_mix_options(toy_roots, **{key: 3}))
+
+
+@pytest.mark.parametrize('names, message', [
+    (dict(real=0.7, synthetc=0.3), r"\['synthetc'\] match no dataset and \['synthetic'\] have no ratio.*"
+                                   r"sources are \['real', 'synthetic'\]"),
+    (dict(real=1.0), r"\['synthetic'\] have no ratio \(0 leaves a source out\)")])
+def test_a_ratio_name_that_matches_no_dataset_is_an_error_listing_the_names(toy_roots, names, message):
+    cfg = load_mix(toy_mix_options(toy_roots))
+    dataset = build_mix_dataset(cfg)
+    with pytest.raises(ValueError, match=message):
+        rank_dataloaders(cfg, dataset, 4, names, 1)
+    with pytest.raises(ValueError, match=r"sample_weights \['vg'\] match no dataset; the sources are"):
+        build_mix_dataset(load_mix(toy_mix_options(toy_roots, **{'train_dataloader.dataset.sample_weights.vg': 1})))
 
 
 @pytest.mark.parametrize('mix, real, synthetic', [('toy_mix', 'toy_real', 'toy_synthetic'),
@@ -168,9 +196,9 @@ def test_real_dataloader_resumes_identically(toy_roots):
     assert first_epoch + second_epoch == uninterrupted
 
 
-def test_packed_samples_carry_source_and_loss_weight(toy_roots):
+def test_packed_samples_carry_source_and_sample_weight(toy_roots):
     """The full pipeline: every packed sample reaching the model has its source's metainfo."""
-    cfg = load_mix(toy_mix_options(toy_roots, synthetic_loss_weight=0.25))
+    cfg = load_mix(toy_mix_options(toy_roots, **{'train_dataloader.dataset.sample_weights.synthetic': 0.25}))
     dataset = build_mix_dataset(cfg, light=False)
     for rank in range(2):
         loader_cfg = copy.deepcopy(cfg.train_dataloader)
@@ -179,14 +207,14 @@ def test_packed_samples_carry_source_and_loss_weight(toy_roots):
         batches = iter(Runner.build_dataloader(loader_cfg, seed=SEED))
         for step in range(3):
             samples = next(batches)['data_samples']
-            weights = [(s.metainfo['source'], s.metainfo['loss_weight']) for s in samples]
+            weights = [(s.metainfo['source'], s.metainfo['sample_weight']) for s in samples]
             real_share = 4 if (step + rank) % 2 == 0 else 3  # 7 + 3 over 2 ranks, the leftover rotating
             assert weights == [('real', 1.0)] * real_share + [('synthetic', 0.25)] * (5 - real_share)
 
 
 @pytest.mark.parametrize('statistics_sources', [['real'], ['real', 'synthetic']])
 def test_statistics_switch_on_the_toy_sets(toy_roots, statistics_sources):
-    cfg = load_mix(toy_mix_options(toy_roots, statistics_sources=statistics_sources))
+    cfg = load_mix(toy_mix_options(toy_roots, **{'train_dataloader.dataset.statistics_sources': statistics_sources}))
     dataset = build_mix_dataset(cfg)
     real, synthetic = (part.metainfo['fg_rel_count'] for part in dataset.datasets)
     expected = real + synthetic if 'synthetic' in statistics_sources else real

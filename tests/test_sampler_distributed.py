@@ -37,8 +37,8 @@ def test_two_gloo_ranks_draw_exact_disjoint_batches(tmp_path):
         assert [sum(c[s] for c in counts) for s in drawn['sources']] == expected  # exact global composition
         real_per_rank.append([c['real'] for c in counts])
         for batch in rank_batches:
-            for source, img_id, loss_weight in batch:
-                assert loss_weight == weights[source]
+            for source, img_id, sample_weight in batch:
+                assert sample_weight == weights[source]
                 streams[source].append(img_id)
     # Each rank holds 3 or 4 real images, and the rank holding 4 alternates.
     assert sorted(map(tuple, real_per_rank)) == sorted([(4, 3), (3, 4)] * (NUM_BATCHES // 2))

@@ -1,10 +1,8 @@
 """Every invalid multi-source setting fails at build time with a message naming the key at fault."""
 import pytest
-from mmengine.config import Config
 from mmengine.dataset import DefaultSampler
 
 from speaq_mm.datasets.samplers import RatioBatchSampler, SGGConcatDataset
-from speaq_mm.engine import apply_variable_overrides
 from tests.sampler_fixtures import SamplerTestSource, make_sources, ratio_samplers
 
 
@@ -26,9 +24,11 @@ def test_bad_ratios(ratios, message):
 
 
 def test_ratios_must_be_numbers():
-    with pytest.raises(TypeError, match='batch_sampler.source_ratio must be a list of numbers'):
+    with pytest.raises(TypeError, match='batch_sampler.source_ratio must map source names to numbers'):
         ratio_samplers(make_sources(), 4, ['a', 'b'], 1)
-    with pytest.raises(TypeError, match='list of numbers'):
+    with pytest.raises(TypeError, match='source_ratio must map source names to numbers'):
+        ratio_samplers(make_sources(), 4, dict(real='a', synthetic=0.3), 1)
+    with pytest.raises(TypeError, match=r'must be a dict of source name -> ratio \(e.g. dict\(real=0.7'):
         ratio_samplers(make_sources(), 4, 0.7, 1)
 
 
@@ -111,9 +111,14 @@ def test_vocabulary_must_still_match():
         SGGConcatDataset([SamplerTestSource(4, 'real'), other])
 
 
-def test_variable_targets_must_exist():
-    cfg = Config(dict(real_ratio=0.7, train_dataloader=dict(batch_sampler=dict(source_ratio=[0.7, 0.3])),
-                      variable_targets=dict(real_ratio=['train_dataloader.batch_sampler.source_ratios.0'])))
-    with pytest.raises(KeyError, match='names "train_dataloader.batch_sampler.source_ratios.0", which the '
-                                       'config does not have'):
-        apply_variable_overrides(cfg, dict(real_ratio=0.5))
+
+def test_any_number_of_sources_by_name():
+    """Three sources: ratios and sample weights keyed by name, in any order, reach the right datasets."""
+    dataset = SGGConcatDataset([SamplerTestSource(20, 'real'), SamplerTestSource(9, 'synthetic'),
+                                SamplerTestSource(6, 'web')], sample_weights=dict(web=0.25, synthetic=0.5))
+    assert [part.sample_weight for part in dataset.datasets] == [1.0, 0.5, 0.25]
+    assert [dataset.get_data_info(i)['sample_weight'] for i in (0, 20, 29)] == [1.0, 0.5, 0.25]
+    sampler, = ratio_samplers(dataset, 10, dict(web=0.1, real=0.6, synthetic=0.3), 1)
+    assert sampler.source_counts.tolist() == [6, 3, 1]
+    batch = sampler.rank_batch(0)
+    assert [sum(lo <= i < hi for i in batch) for lo, hi in ((0, 20), (20, 29), (29, 35))] == [6, 3, 1]

@@ -63,8 +63,8 @@ def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, check
             batch_sampler=dict(type='RatioBatchSampler', source_ratio=[0.7, 0.3],
                                infinite=loop is None),
             dataset=dict(type='SGGConcatDataset', datasets=[
-                dict(type='SamplerTestSource', size=SIZES[0], source='real', loss_weight=1.0),
-                dict(type='SamplerTestSource', size=SIZES[1], source='synthetic', loss_weight=0.5)])),
+                dict(type='SamplerTestSource', size=SIZES[0], source='real', sample_weight=1.0),
+                dict(type='SamplerTestSource', size=SIZES[1], source='synthetic', sample_weight=0.5)])),
         train_cfg=loop or dict(type='IterBasedTrainLoop', max_iters=6),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
@@ -145,15 +145,15 @@ def test_hook_refuses_an_infinite_sampler_in_epoch_based_training(tmp_path):
         _train(cfg)
 
 
-def test_hook_needs_source_and_loss_weight_in_the_samples(tmp_path, monkeypatch):
+def test_hook_needs_source_and_sample_weight_in_the_samples(tmp_path, monkeypatch):
     from tests.sampler_fixtures import SamplerTestSource
     original = SamplerTestSource.prepare_data
 
     def without_weight(self, idx):
         data = original(self, idx)
-        del data['data_samples'].loss_weight
+        del data['data_samples'].sample_weight
         return data
 
     monkeypatch.setattr(SamplerTestSource, 'prepare_data', without_weight)
-    with pytest.raises(KeyError, match='"source"/"loss_weight" metainfo'):
+    with pytest.raises(KeyError, match='"source"/"sample_weight" metainfo'):
         _train(_runner_config(str(tmp_path / 'run')))

@@ -20,11 +20,15 @@ def test_config_mixes_the_converted_set_through_the_project_module():
     real, synthetic = cfg.train_dataloader.dataset.datasets
     assert (real.source, synthetic.source) == ('real', 'synthetic')
     assert synthetic.data_root == 'data/synthetic_mix/vg/' and synthetic.num_val_images == 0
-    assert cfg.train_dataloader.batch_sampler.source_ratio == [0.7, 0.3]
-    ramp = [hook for hook in cfg.custom_hooks if hook.type == 'SourceLossWeightRampHook']
-    assert ramp == [dict(type='SourceLossWeightRampHook', source='synthetic', start_factor=1.0, end_factor=0.2)]
-    assert {hook.type for hook in cfg.custom_hooks} >= {'SourceMixHook', 'SpeaQTrainStatisticsHook'}
+    assert cfg.train_dataloader.batch_sampler.source_ratio == dict(real=0.7, synthetic=0.3)
+    assert cfg.custom_hooks == [dict(type='SourceSampleWeightRampHook', source='synthetic', start_factor=1.0,
+                                     end_factor=0.2)]
+    assert {'source_mix', 'train_statistics', 'non_finite_guard'} <= set(cfg.default_hooks)  # from the runtime
     assert cfg.train_cfg.max_iters == 400
+    # The recipe's 64 px pipeline reaches both training sets and the test set (the docs' snippet keeps it).
+    scales = [step.scale for dataset in (*cfg.train_dataloader.dataset.datasets, cfg.test_dataloader.dataset)
+              for step in dataset.pipeline if step.type == 'Resize']
+    assert scales == [(64, 64)] * 3
 
 
 def test_end_to_end_run_ramps_the_synthetic_weight(tmp_path_factory):
@@ -49,7 +53,7 @@ def hook_module():
 
 
 def test_ramp_factor_and_bad_settings():
-    hook_cls = hook_module().SourceLossWeightRampHook
+    hook_cls = hook_module().SourceSampleWeightRampHook
     hook = hook_cls(source='synthetic', start_factor=1.0, end_factor=0.0, begin=10, end=20)
     assert [hook.factor(i, 100) for i in (0, 10, 15, 20, 50)] == [1.0, 1.0, 0.5, 0.0, 0.0]
     assert hook_cls(start_factor=2.0, end_factor=1.0).factor(50, 100) == 1.5  # end: the run's last iteration
@@ -60,17 +64,17 @@ def test_ramp_factor_and_bad_settings():
 
 
 def test_hook_reweights_only_its_source_and_checks_it_exists():
-    hook = hook_module().SourceLossWeightRampHook(source='synthetic', start_factor=1.0, end_factor=0.0)
+    hook = hook_module().SourceSampleWeightRampHook(source='synthetic', start_factor=1.0, end_factor=0.0)
     samples = []
     for source, weight in (('real', 1.0), ('synthetic', 0.5)):
         sample = DetDataSample()
-        sample.set_metainfo(dict(source=source, loss_weight=weight))
+        sample.set_metainfo(dict(source=source, sample_weight=weight))
         samples.append(sample)
     runner = SimpleNamespace(iter=25, max_iters=100, train_dataloader=SimpleNamespace(
         dataset=SimpleNamespace(datasets=[SimpleNamespace(source='real'), SimpleNamespace(source='synthetic')])))
     hook.before_train(runner)
     hook.before_train_iter(runner, 0, dict(data_samples=samples))
-    assert [s.metainfo['loss_weight'] for s in samples] == [1.0, pytest.approx(0.375)]
+    assert [s.metainfo['sample_weight'] for s in samples] == [1.0, pytest.approx(0.375)]
     runner.train_dataloader.dataset.datasets[1].source = 'rendered'
     with pytest.raises(ValueError, match='source "synthetic" is not one of the training sources'):
         hook.before_train(runner)

@@ -12,7 +12,23 @@ default_hooks = dict(
     checkpoint=dict(type='SpeaQCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # score_thr applies to triplet scores with SceneGraphLocalVisualizer; 0 keeps every top-K triplet.
-    visualization=dict(type='DetVisualizationHook', score_thr=0.0))
+    visualization=dict(type='DetVisualizationHook', score_thr=0.0),
+    # The safeguards every recipe needs, here so that no config has to list them (and none can lose them by
+    # setting its own custom_hooks). mmengine merges default_hooks by name: change one with
+    # default_hooks=dict(empty_relations_guard=dict(max_consecutive_empty_batches=20)), or switch it off with
+    # --cfg-options default_hooks.<name>=None. Each does nothing where it does not apply (docs/model.md).
+    # Hands the train split's predicate counts to the model (query groups, class weights) before training.
+    train_statistics=dict(type='SpeaQTrainStatisticsHook'),
+    # Skips an update whose loss or gradient is not finite; stops after max_consecutive_bad_steps in a row.
+    non_finite_guard=dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),
+    # With several sources: logs source_frac_<name> / source_weight_<name>; keeps the sampler state on resume.
+    source_mix=dict(type='SourceMixHook'),
+    # Refuses a checkpoint whose tensors do not fit the model, or that shares too few keys with it.
+    checkpoint_check=dict(type='SpeaQCheckpointCompatibilityHook', min_matched_share=0.5),
+    # Refuses a model whose class or predicate count differs from the dataset's vocabulary.
+    vocabulary_check=dict(type='SpeaQVocabularyCheckHook'),
+    # Stops a run whose pipeline leaves max_consecutive_empty_batches batches in a row without a relation.
+    empty_relations_guard=dict(type='SpeaQEmptyRelationsGuardHook', max_consecutive_empty_batches=10))
 
 # dist_cfg.backend is replaced by gloo on machines without CUDA (speaq_mm.engine.prepare_launch).
 env_cfg = dict(

@@ -11,16 +11,9 @@ train_pipeline = [
     dict(t, scale=(image_size, image_size)) if t['type'] == 'Resize' else t for t in _base_.train_pipeline
 ]
 test_pipeline = [dict(t, scale=(image_size, image_size)) if t['type'] == 'Resize' else t for t in _base_.test_pipeline]
-train_dataloader = dict(
-    dataset=dict(datasets=[
-        dict(_base_.real_train_dataset, pipeline=train_pipeline),
-        dict(_base_.synthetic_train_dataset, pipeline=train_pipeline),
-    ]))
+# Redefined with the 64 px pipeline, so that configs inheriting this one (projects/SyntheticMix) get it too.
+real_train_dataset = dict(_base_.real_train_dataset, pipeline=train_pipeline)
+synthetic_train_dataset = dict(_base_.synthetic_train_dataset, pipeline=train_pipeline)
+train_dataloader = dict(dataset=dict(datasets=[real_train_dataset, synthetic_train_dataset]))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-
-custom_hooks = [
-    dict(type='SourceMixHook'),  # per-batch source shares and weights in the log; sampler state on resume
-    dict(type='SpeaQTrainStatisticsHook'),  # predicate groups and class weights from the train statistics
-    dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),  # skip non-finite steps
-]

@@ -17,7 +17,3 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
-custom_hooks = [
-    dict(type='SpeaQTrainStatisticsHook'),  # predicate groups and class weights from the train statistics
-    dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),  # skip non-finite steps
-]

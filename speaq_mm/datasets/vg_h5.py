@@ -568,7 +568,7 @@ class VGH5Dataset(BaseDetDataset):
 
     Records follow docs/structures.md: ``img_path``, ``img_id``, ``height``, ``width``, ``instances``
     (``bbox`` x1y1x2y2 in original pixels, ``bbox_label`` 0-based, ``ignore_flag`` 0), ``relations``
-    (R, 3) int64 (subject, object, predicate), ``source`` and ``loss_weight``. Metainfo holds ``classes``
+    (R, 3) int64 (subject, object, predicate), ``source`` and ``sample_weight``. Metainfo holds ``classes``
     and ``predicates`` (from the dicts json) and the train-split statistics (see :data:`STATISTICS_KEYS`).
 
     Args:
@@ -590,7 +590,7 @@ class VGH5Dataset(BaseDetDataset):
         skip_image_ids (Sequence): json image ids dropped when the json is longer than the h5.
         with_statistics (bool): compute the train-split statistics into the metainfo.
         source (str): name of the data source copied into every record (e.g. ``'real'``, ``'synthetic'``).
-        loss_weight (float): per-sample loss weight copied into every record.
+        sample_weight (float): per-sample loss weight copied into every record.
     """
 
     METAINFO = dict(classes=(), predicates=())
@@ -611,7 +611,7 @@ class VGH5Dataset(BaseDetDataset):
                  skip_image_ids: Sequence[Union[int, str]] = VG_CORRUPTED_IMAGE_IDS,
                  with_statistics: bool = True,
                  source: str = 'real',
-                 loss_weight: float = 1.0,
+                 sample_weight: float = 1.0,
                  lazy_init: bool = False,
                  **kwargs) -> None:
         if split not in SPLITS:
@@ -639,7 +639,7 @@ class VGH5Dataset(BaseDetDataset):
         self.skip_image_ids = tuple(skip_image_ids)
         self.with_statistics = with_statistics
         self.source = str(source)
-        self.loss_weight = float(loss_weight)
+        self.sample_weight = float(sample_weight)
         self._view: Optional[SplitView] = None
         # mmengine joins data_root with ann_file and data_prefix; the two json files follow the same rule.
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, lazy_init=True, **kwargs)
@@ -676,6 +676,14 @@ class VGH5Dataset(BaseDetDataset):
                                   skip_image_ids=self.skip_image_ids)
         selections = {split: select_split(graphs, split, self.num_val_images, self.filter_empty_rels,
                                           self.filter_non_overlap, self.use_h5_val_split) for split in SPLITS}
+        train_needed = self.split == 'train' or self.with_statistics
+        if train_needed and len(selections['train'].rows) == 0 and not self.use_h5_val_split and len(
+                selections['val'].rows) > 0:
+            raise ValueError(
+                f'VGH5Dataset: num_val_images={self.num_val_images} takes all {len(selections["val"].rows)} usable '
+                f'split-0 images of {self.ann_file} for val and leaves none to train on (or to compute the train '
+                'statistics from). Set num_val_images below that (0: no val carve-out), or give the file split-1 '
+                'rows and use_h5_val_split=True.')
         if len(selections[self.split].rows) == 0:
             raise ValueError(
                 f'VGH5Dataset: split "{self.split}" of {self.ann_file} is empty (h5 split codes present: '
@@ -724,7 +732,7 @@ class VGH5Dataset(BaseDetDataset):
         instances = [dict(bbox=bbox, bbox_label=label, ignore_flag=0) for bbox, label in zip(boxes, labels)]
         return dict(img_path=osp.join(self.data_prefix['img'], f'{image_id}{self.img_suffix}'),
                     img_id=image_id, height=height, width=width, instances=instances, relations=relations,
-                    source=self.source, loss_weight=self.loss_weight, sample_idx=idx)
+                    source=self.source, sample_weight=self.sample_weight, sample_idx=idx)
 
     @force_full_init
     def get_subset_(self, indices: Union[int, Sequence[int]]) -> None:

@@ -7,24 +7,49 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .config_variables import apply_variable_overrides
 from .launch import prepare_launch
 
+# The top-level keys mmengine's Runner (and speaq_mm's tools) read. Any other top-level key of a config is a
+# variable of the config file: its value was copied into the keys that use it when the file was read.
+RUNTIME_KEYS = frozenset((
+    'model', 'data_preprocessor', 'work_dir', 'experiment_name', 'train_dataloader', 'val_dataloader',
+    'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
+    'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'load_from', 'resume', 'launcher',
+    'env_cfg', 'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'custom_imports',
+    'find_unused_parameters', 'model_wrapper_cfg', 'compile', 'strategy', 'runner_type', 'cfg'))
+# The default hooks mmengine itself knows; only these may be switched off with None (see load_run_config).
+MMENGINE_DEFAULT_HOOKS = frozenset(('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                                    'checkpoint'))
 
-def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none'):
-    """Read ``config_path``, apply command-line overrides and settle where the run writes.
 
-    Overridden top-level variables also reach the keys the config's ``variable_targets`` lists for them
-    (see :func:`apply_variable_overrides`). The work directory is, in order of precedence: ``work_dir``, the
-    config's ``work_dir``, or ``work_dirs/<config name>``.
+def read_config(config_path, cfg_options=None):
+    """Read ``config_path`` and apply command-line overrides; every tool that takes ``--cfg-options`` uses it.
+
+    A near-miss top-level key (:func:`refuse_misspelt_keys`) and an override of a top-level variable the config
+    has already used, ``max_iters=5`` (:func:`refuse_used_variable_overrides`), are refused with a message
+    naming the keys to set. ``default_hooks.<name>=None`` switches off any default hook, also those mmengine
+    0.10.7 does not know (its ``register_default_hooks`` asserts on them).
     """
     if not osp.isfile(config_path):
         raise FileNotFoundError(f'config file {config_path} does not exist')
     cfg = Config.fromfile(config_path)
     if cfg_options:
         refuse_misspelt_keys(cfg, cfg_options, config_path)
+        refuse_used_variable_overrides(cfg, cfg_options, config_path)
         cfg.merge_from_dict(cfg_options)
-        apply_variable_overrides(cfg, cfg_options)
+    for name, hook in list((cfg.get('default_hooks') or {}).items()):
+        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
+            del cfg.default_hooks[name]
+    return cfg
+
+
+def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none'):
+    """:func:`read_config`, then settle where the run writes and how it is launched.
+
+    The work directory is, in order of precedence: ``work_dir``, the config's ``work_dir``, or
+    ``work_dirs/<config name>``.
+    """
+    cfg = read_config(config_path, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -46,6 +71,56 @@ def refuse_misspelt_keys(cfg, cfg_options, config_path):
         close = difflib.get_close_matches(top, list(cfg.keys()), n=1, cutoff=0.8)
         if close:
             raise KeyError(f'--cfg-options {key}: {config_path} has no key "{top}"; did you mean "{close[0]}"?')
+
+
+def _value_at(cfg, dotted):
+    node = cfg
+    for part in dotted.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif hasattr(node, 'keys') and part in node:
+            node = node[part]
+        else:
+            raise KeyError(dotted)
+    return node
+
+
+def _paths_holding(node, value, prefix):
+    """Dotted paths below ``node`` whose value equals ``value`` (list positions as numbers)."""
+    if type(node) is type(value) and node == value:
+        return [prefix]
+    if hasattr(node, 'items'):
+        children = node.items()
+    elif isinstance(node, (list, tuple)):
+        children = enumerate(node)
+    else:
+        return []
+    return [path for key, child in children for path in _paths_holding(child, value, f'{prefix}.{key}')]
+
+
+def refuse_used_variable_overrides(cfg, cfg_options, config_path):
+    """Raise if an override names a top-level variable of the config file rather than a key the run reads.
+
+    mmengine evaluates a config file once: after ``max_iters = 1500`` and ``train_cfg = dict(max_iters=
+    max_iters)`` the value sits in ``train_cfg.max_iters``, and ``--cfg-options max_iters=5`` would change the
+    variable only, with no effect. The error names the keys that hold the variable's value, the ones to set.
+    """
+    for key, value in cfg_options.items():
+        top = key.split('.')[0]
+        if top in RUNTIME_KEYS or top not in cfg:
+            continue
+        try:
+            current = _value_at(cfg, key)
+        except KeyError:
+            current = cfg[top]
+        holders = [path for name in cfg.keys() if name in RUNTIME_KEYS
+                   for path in _paths_holding(cfg[name], current, name)]
+        shown = ', '.join(holders[:8]) + (f' and {len(holders) - 8} more' if len(holders) > 8 else '')
+        hint = (f'Set the keys that took its value instead: {shown}' if holders else
+                'No key the run reads holds its value; see the config for where it went')
+        raise KeyError(f'--cfg-options {key}={value!r}: "{top}" is a variable of {config_path}, whose value was '
+                       f'copied where it is used when the file was read, so changing it now would change '
+                       f'nothing. {hint}.')
 
 
 def check_work_dir_is_free(work_dir):

@@ -152,11 +152,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     """Run the tool from the command line."""
-    from mmengine.config import Config
+    from speaq_mm.engine import read_config
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     paths = browse(cfg, args.split, args.output_dir, args.num, args.shuffle, args.seed)
     print(f'wrote {len(paths)} images to {args.output_dir}')
     return paths

@@ -113,7 +113,6 @@ def make_progress_hook(minutes, log, decay_at=0.8, gamma=0.1):
 
 def build_toy_runner(config, work_dir, max_iters, val_interval, progress_hook, cfg_options=None):
     """A Runner for ``config`` that validates on the toy test split and trains for ``max_iters``."""
-    import speaq_mm.engine.hooks  # noqa: F401  (the configs' custom_hooks)
     from speaq_mm.engine import build_runner, load_run_config
     cfg = load_run_config(config, cfg_options, work_dir)
     cfg.train_cfg.max_iters = max_iters

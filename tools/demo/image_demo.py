@@ -142,6 +142,28 @@ def triplet_records(sample, classes: Sequence[str], predicates: Sequence[str], t
     return dict(entities=entities, triplets=triplets)
 
 
+def load_checked_model(config: str, checkpoint: str, device: str):
+    """``mmdet.apis.init_detector`` with the checkpoint checked against the model first (the check of
+    ``SpeaQCheckpointCompatibilityHook``: shapes, and the share of the model's tensors it fills)."""
+    import warnings
+
+    from mmdet.apis import init_detector
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from speaq_mm.engine.hooks.checkpoint_compatibility_hook import check_checkpoint_fits
+    from speaq_mm.utils import load_torch_file
+    with warnings.catch_warnings():  # init_detector warns that, without a checkpoint, it assumes COCO classes
+        warnings.simplefilter('ignore')
+        # A palette given here keeps init_detector from building the test dataset (whose files we do not need).
+        model = init_detector(config, None, device='cpu', palette='random')
+    loaded = load_torch_file(checkpoint, map_location='cpu')
+    check_settings = (model.cfg.get('default_hooks') or {}).get('checkpoint_check') or {}
+    check_checkpoint_fits(model, loaded, f'checkpoint {checkpoint}', check_settings.get('min_matched_share', 0.5))
+    _load_checkpoint_to_model(model, loaded)
+    model.dataset_meta = {key.lower(): value for key, value in loaded.get('meta', {}).get('dataset_meta', {}).items()}
+    return model.to(device).eval()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,7 +186,6 @@ def main(argv=None) -> dict:
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     images = list_images(args.inputs)
     import torch
-    from mmdet.apis import init_detector
     from mmdet.utils import register_all_modules
 
     from speaq_mm.engine.atomic_io import atomic_dump
@@ -174,8 +195,7 @@ def main(argv=None) -> dict:
     trust_files_from_args(args)
     register_all_modules(init_default_scope=True)
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    # A palette given here keeps init_detector from building the test dataset (whose files we do not need).
-    model = init_detector(args.config, args.checkpoint, device=device, palette='random')
+    model = load_checked_model(args.config, args.checkpoint, device)
     classes, predicates, names_from = vocabulary(getattr(model, 'dataset_meta', None), model.cfg,
                                                  args.checkpoint, args.config)
     head = model.bbox_head
@@ -198,7 +218,7 @@ def main(argv=None) -> dict:
             summary['skipped'].append(dict(image=path, reason=str(error)))
             continue
         data = pipeline(dict(img=np.ascontiguousarray(image[..., ::-1]), img_id=stem, source='demo',
-                             loss_weight=1.0))
+                             sample_weight=1.0))
         with torch.no_grad():
             sample = model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))[0]
         drawing_path = osp.join(args.out_dir, f'{stem}.png')

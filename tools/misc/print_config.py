@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # projects.*
 
@@ -18,9 +18,8 @@ def main(argv=None):
                         help='override config keys before printing')
     parser.add_argument('--save-path', help='also write the resolved config here (.py, .json or .yml)')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from speaq_mm.engine import read_config
+    cfg = read_config(args.config, args.cfg_options)
     print(cfg.pretty_text)
     if args.save_path:
         if os.path.splitext(args.save_path)[1] not in ('.py', '.json', '.yml'):

@@ -36,8 +36,7 @@ toy_dataset = dict(
     data_prefix=dict(img='VG_100K/'),
     num_val_images=num_val_images,
     filter_empty_rels=True,
-    source='real',  # copied into every sample's metainfo
-    loss_weight=1.0)  # per-sample loss weight, copied into every sample's metainfo
+    source='real')  # copied into every sample's metainfo (mix configs key their settings by it)
 
 train_dataloader = dict(
     batch_size=16,

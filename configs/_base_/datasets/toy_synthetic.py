@@ -7,8 +7,7 @@ data_root = 'data/toy_synthetic/'
 # Dataset settings that differ from toy_real.py, applied to the three dataloaders.
 synthetic_dataset = dict(
     data_root=data_root,
-    source='synthetic',  # copied into every sample's metainfo
-    loss_weight=0.5)  # per-sample loss weight, copied into every sample's metainfo
+    source='synthetic')  # copied into every sample's metainfo; samples train at the default sample_weight 1.0
 
 train_dataloader = dict(dataset=synthetic_dataset)
 val_dataloader = dict(dataset=synthetic_dataset)

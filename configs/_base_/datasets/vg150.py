@@ -38,50 +38,35 @@ test_pipeline = [
     dict(type='PackSGGInputs'),
 ]
 
+# Dataset settings shared by the three dataloaders.
+vg150_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file='VG-SGG-with-attri.h5',
+    image_data_file='image_data.json',
+    dicts_file='VG-SGG-dicts-with-attri.json',
+    data_prefix=dict(img='VG_100K/'),
+    num_val_images=num_val_images,
+    filter_empty_rels=True,
+    filter_non_overlap=False,  # the SpeaQ recipe keeps non-overlapping pairs (the option filters train only)
+    box_scale=1024,
+    source='real',  # copied into every sample's metainfo (mix configs key their settings by it)
+    backend_args=backend_args)
+
 train_dataloader = dict(
     batch_size=5,  # per GPU; the recipe's global batch is 20 = 4 GPUs x 5
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='VG-SGG-with-attri.h5',
-        image_data_file='image_data.json',
-        dicts_file='VG-SGG-dicts-with-attri.json',
-        data_prefix=dict(img='VG_100K/'),
-        split='train',
-        num_val_images=num_val_images,
-        filter_empty_rels=True,
-        filter_non_overlap=False,  # the SpeaQ recipe keeps non-overlapping pairs
-        box_scale=1024,
-        source='real',  # copied into every sample's metainfo
-        loss_weight=1.0,  # per-sample loss weight, copied into every sample's metainfo
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+    dataset=dict(split='train', pipeline=train_pipeline, **vg150_dataset))
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='VG-SGG-with-attri.h5',
-        image_data_file='image_data.json',
-        dicts_file='VG-SGG-dicts-with-attri.json',
-        data_prefix=dict(img='VG_100K/'),
-        split='val',
-        num_val_images=num_val_images,
-        filter_empty_rels=True,
-        box_scale=1024,
-        source='real',
-        loss_weight=1.0,
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    dataset=dict(split='val', test_mode=True, pipeline=test_pipeline, **vg150_dataset))
 # The test split, read exactly like val.
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 

@@ -10,21 +10,22 @@ model = dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=1),
+        bgr_to_rgb=True,  # the reference reads RGB
+        pad_size_divisor=1),  # pad to the batch's largest image only
     backbone=dict(
         type='ResNet',
         depth=101,
         num_stages=4,
-        out_indices=(3, ),
+        out_indices=(3, ),  # only res5 (2048 channels, stride 32)
         frozen_stages=1,  # detectron2 FREEZE_AT=2
         norm_cfg=dict(type='BN', requires_grad=False),  # FrozenBN
         norm_eval=True,
-        style='pytorch',
+        style='pytorch',  # STRIDE_IN_1X1 False: the stride sits on the 3x3 conv
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')),  # ImageNet weights
-    neck=dict(
+    neck=dict(  # the 1x1 input projection (reference input_proj)
         type='ChannelMapper', in_channels=[2048], kernel_size=1, out_channels=256, act_cfg=None,
         norm_cfg=None, num_outs=1),
+    # mmcv MultiheadAttention: 'dropout' sets both the attention and the residual dropout, as the reference.
     encoder=dict(
         num_layers=6,
         layer_cfg=dict(

@@ -1,47 +1,26 @@
-# SpeaQ on ResNet-101: the model of the SpeaQ README recipe (docs/model.md; reference spec sections 1-3).
+# SpeaQ on ResNet-101: the model of the SpeaQ README recipe (docs/model.md).
 # Sizes: 150 object classes, 50 predicates, 256-d, 6 encoder + 3 x 6 decoder layers, 300 subject/object
 # queries, 600 relation queries in 4 predicate groups. 93,328,270 parameters, as the reference.
+# The preprocessor, backbone, input projection, encoder and positional encoding are those of the DETR detector
+# (detr_r101.py) whose checkpoint initialises SpeaQ (load_from): inherited, so that the two cannot drift apart.
+_base_ = ['./detr_r101.py']
+
 model = dict(
+    _delete_=True,  # DETR's own decoder, head and queries do not carry over
     type='SpeaQDetector',
     num_entity_queries=300,  # reference NUM_OBJECT_QUERIES (ONLY_PREDICATE_MULTIPLY keeps it at 300)
     num_relation_queries=600,  # reference NUM_RELATION_QUERIES (300) x MULTIPLY_QUERY (2)
     feature_stride=32,  # ResNet res5
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,  # the reference reads RGB
-        pad_size_divisor=1),  # pad to the batch's largest image only
-    backbone=dict(
-        type='ResNet',
-        depth=101,
-        num_stages=4,
-        out_indices=(3, ),  # only res5 (2048 channels, stride 32)
-        frozen_stages=1,  # detectron2 FREEZE_AT=2: stem and res2 frozen
-        norm_cfg=dict(type='BN', requires_grad=False),  # FrozenBN
-        norm_eval=True,
-        style='pytorch',  # STRIDE_IN_1X1 False: the stride sits on the 3x3 conv
-        init_cfg=None),  # weights come from load_from (a converted DETR detector)
-    neck=dict(  # the 1x1 input projection (reference input_proj)
-        type='ChannelMapper', in_channels=[2048], kernel_size=1, out_channels=256, act_cfg=None,
-        norm_cfg=None, num_outs=1),
-    # mmcv MultiheadAttention: 'dropout' sets both the attention and the residual dropout, as the reference.
-    encoder=dict(
-        num_layers=6,
-        layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, num_fcs=2, ffn_drop=0.1,
-                         act_cfg=dict(type='ReLU', inplace=True)))),
-    decoder=dict(  # SpeaQIterativeRelationDecoder
+    data_preprocessor=_base_.model.data_preprocessor,
+    backbone=dict(_base_.model.backbone, init_cfg=None),  # weights come from load_from (the DETR detector)
+    neck=_base_.model.neck,  # the 1x1 input projection (reference input_proj)
+    encoder=_base_.model.encoder,
+    positional_encoding=_base_.model.positional_encoding,  # DETR PositionEmbeddingSine
+    decoder=dict(  # SpeaQIterativeRelationDecoder: each of its three streams uses DETR's decoder layer
         num_layers=6,
         num_heads=8,  # heads of the conditioning and graph attentions
         dropout=0.1,  # their dropout
-        layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            cross_attn_cfg=dict(embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, num_fcs=2, ffn_drop=0.1,
-                         act_cfg=dict(type='ReLU', inplace=True)))),
-    positional_encoding=dict(num_feats=128, normalize=True),  # DETR PositionEmbeddingSine
+        layer_cfg=_base_.model.decoder.layer_cfg),
     bbox_head=dict(
         type='SpeaQRelationHead',
         num_entity_classes=150,  # VG150 object classes (no-object is an extra output)

@@ -1,5 +1,5 @@
 """The SyntheticMix project's modules; ``custom_imports=dict(imports=['projects.SyntheticMix.synthetic_mix'])``
 registers them into mmdet's registries."""
-from .loss_weight_ramp_hook import SourceLossWeightRampHook
+from .sample_weight_ramp_hook import SourceSampleWeightRampHook
 
-__all__ = ['SourceLossWeightRampHook']
+__all__ = ['SourceSampleWeightRampHook']

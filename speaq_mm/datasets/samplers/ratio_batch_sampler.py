@@ -17,6 +17,7 @@ reproduce the uninterrupted one.
 """
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
 
@@ -26,6 +27,26 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 RATIO_KEY = 'train_dataloader.batch_sampler.source_ratio'
+
+
+def ratios_by_source(source_ratio, dataset):
+    """The ratios of a ``{source name: ratio}`` dict in the order of the ConcatDataset's sub-datasets.
+
+    Every source needs a ratio (0 leaves it out) and every name must be a source of the dataset, so a typo
+    can never silently drop a source or leave a ratio unused.
+    """
+    from .sgg_concat_dataset import source_names  # imported here: that module imports the datasets package
+    names = source_names(dataset)
+    if len(set(names)) != len(names):
+        raise ValueError(f'{RATIO_KEY} is keyed by source name, but the datasets share names: {names}; give '
+                         'every dataset of the mix its own source')
+    unknown = [name for name in source_ratio if name not in names]
+    missing = [name for name in names if name not in source_ratio]
+    if unknown or missing:
+        problem = (f'{unknown} match no dataset' if unknown else '') + (' and ' if unknown and missing else '') + (
+            f'{missing} have no ratio (0 leaves a source out)' if missing else '')
+        raise ValueError(f'{RATIO_KEY}: {problem}; the sources are {names}')
+    return [source_ratio[name] for name in names]
 
 
 def largest_remainder_counts(ratios, total):
@@ -117,7 +138,9 @@ class RatioBatchSampler(Sampler):
         sampler (Sampler): the sampler built from ``train_dataloader.sampler`` (passed in by the Runner); its
             ``dataset`` must be a ConcatDataset and its ``seed`` is used when ``seed`` is None.
         batch_size (int): samples per rank and batch (``train_dataloader.batch_size``).
-        source_ratio (Sequence[float]): one non-negative weight per sub-dataset, normalised by their sum.
+        source_ratio (dict[str, float]): a non-negative weight per source name (the sub-datasets' ``source``),
+            normalised by their sum, e.g. ``dict(real=0.7, synthetic=0.3)``; every source needs one. A list
+            (one weight per sub-dataset, in order) is accepted too, for code that builds the sampler itself.
         seed (int, optional): seed of the per-source shuffles; defaults to ``sampler.seed`` (the Runner's
             ``randomness.seed``), or a seed shared by all ranks when the sampler has none.
         num_batches_per_epoch (int, optional): batches per training epoch instead of the default above.
@@ -186,11 +209,16 @@ class RatioBatchSampler(Sampler):
 
     @staticmethod
     def _check_ratios(source_ratio, dataset):
-        """Validate ``source_ratio`` against the sub-datasets; return it as a tuple of floats."""
+        """Validate ``source_ratio`` against the sub-datasets; return it as a tuple of floats in dataset order."""
+        if isinstance(source_ratio, Mapping):
+            source_ratio = ratios_by_source(source_ratio, dataset)
+        elif isinstance(source_ratio, str) or not isinstance(source_ratio, Sequence):
+            raise TypeError(f'{RATIO_KEY} must be a dict of source name -> ratio (e.g. dict(real=0.7, '
+                            f'synthetic=0.3)), got {source_ratio!r}')
         try:
             ratios = tuple(float(r) for r in source_ratio)
         except (TypeError, ValueError):
-            raise TypeError(f'{RATIO_KEY} must be a list of numbers, got {source_ratio!r}') from None
+            raise TypeError(f'{RATIO_KEY} must map source names to numbers, got {source_ratio!r}') from None
         if len(ratios) != len(dataset.datasets):
             raise ValueError(f'{RATIO_KEY} gives {len(ratios)} ratio(s) for the {len(dataset.datasets)} '
                              'datasets of the ConcatDataset; give one per dataset')
@@ -201,7 +229,7 @@ class RatioBatchSampler(Sampler):
         for index, (ratio, sub_dataset) in enumerate(zip(ratios, dataset.datasets)):
             if ratio > 0 and len(sub_dataset) == 0:
                 raise ValueError(f'dataset {index} of the ConcatDataset ({_describe(sub_dataset)}) is empty '
-                                 f'but {RATIO_KEY}[{index}] = {ratio} asks for its samples')
+                                 f'but {RATIO_KEY} = {ratio} asks for its samples')
         return ratios
 
     def _check_every_source_fits(self):
@@ -213,8 +241,8 @@ class RatioBatchSampler(Sampler):
             suggestions = _valid_batch_sizes_near(self.source_ratio, self.world_size, self.batch_size)
             raise ValueError(
                 f'a global batch of {self.world_size} x {self.batch_size} samples cannot hold an exact '
-                f'{RATIO_KEY} = {list(self.source_ratio)}: dataset {", ".join(starved)} would get 0 '
-                f'samples. Nearest valid train_dataloader.batch_size with {self.world_size} rank(s): '
+                f'{RATIO_KEY} = {list(self.source_ratio)} (in dataset order): dataset {", ".join(starved)} '
+                f'would get 0 samples. Nearest valid train_dataloader.batch_size with {self.world_size} rank(s): '
                 f'{" or ".join(map(str, suggestions))}')
 
     def set_epoch(self, epoch):

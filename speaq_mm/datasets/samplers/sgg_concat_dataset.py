@@ -1,4 +1,5 @@
-"""A ConcatDataset of scene-graph sources whose train statistics come from the sources you choose.
+"""A ConcatDataset of scene-graph sources with a sample weight per source, whose train statistics come from the
+sources you choose.
 
 The loss reweighting reads ``fg_rel_count`` (and the groupwise queries read the same counts) from the training
 dataset's metainfo. mmengine's ``ConcatDataset`` keeps only the first dataset's metainfo and refuses sources
@@ -56,7 +57,12 @@ def combine_statistics(metainfos):
 
 @DATASETS.register_module()
 class SGGConcatDataset(ConcatDataset):
-    """mmengine's ConcatDataset whose metainfo statistics combine the sources named in ``statistics_sources``.
+    """mmengine's ConcatDataset with per-source sample weights, whose metainfo statistics combine the sources
+    named in ``statistics_sources``.
+
+    ``sample_weights`` sets the ``sample_weight`` of every sample of a source (copied into its metainfo; every
+    loss term of the sample is multiplied by it, docs/model.md); sources it does not name keep their
+    dataset's own ``sample_weight`` (1.0 unless the dataset sets another).
 
     The vocabulary (``classes``, ``predicates``) must still match across sources; the statistics keys
     (``speaq_mm.datasets.vg_h5.STATISTICS_KEYS``) may differ and are replaced, in ``metainfo``, by
@@ -65,6 +71,8 @@ class SGGConcatDataset(ConcatDataset):
 
     Args:
         datasets (Sequence[dict | BaseDataset]): the sources, each with a ``source`` name.
+        sample_weights (dict[str, float], optional): source name -> sample weight (finite, >= 0), e.g.
+            ``dict(real=1.0, synthetic=0.5)``. A name that matches no source is an error listing the sources.
         statistics_sources (Sequence[str]): source names whose train statistics enter the metainfo.
             Defaults to ``('real',)``: the synthetic set's predicate counts do not change the loss
             reweighting.
@@ -72,13 +80,31 @@ class SGGConcatDataset(ConcatDataset):
         ignore_keys (list[str], optional): further metainfo keys allowed to differ between sources.
     """
 
-    def __init__(self, datasets, statistics_sources=('real',), lazy_init=False, ignore_keys=None):
+    def __init__(self, datasets, sample_weights=None, statistics_sources=('real',), lazy_init=False,
+                 ignore_keys=None):
         if isinstance(statistics_sources, str) or not statistics_sources:
             raise ValueError('SGGConcatDataset: statistics_sources must be a non-empty list of source names, '
                              f'got {statistics_sources!r}')
         self.statistics_sources = tuple(statistics_sources)
         ignore_keys = [ignore_keys] if isinstance(ignore_keys, str) else list(ignore_keys or [])
         super().__init__(datasets, lazy_init=lazy_init, ignore_keys=ignore_keys + list(STATISTICS_KEYS))
+        self.sample_weights = dict(sample_weights or {})
+        self._apply_sample_weights()
+
+    def _apply_sample_weights(self):
+        """Give every sub-dataset of a source named in ``sample_weights`` that weight."""
+        names = source_names(self)
+        unknown = sorted(set(self.sample_weights) - set(names))
+        if unknown:
+            raise ValueError(f'SGGConcatDataset: sample_weights {unknown} match no dataset; the sources are {names}')
+        for name, part in zip(names, self.datasets):
+            if name not in self.sample_weights:
+                continue
+            weight = self.sample_weights[name]
+            if not isinstance(weight, (int, float)) or not (0 <= weight < float('inf')):
+                raise ValueError(f'SGGConcatDataset: sample_weights[{name!r}] must be a finite number >= 0, got '
+                                 f'{weight!r}')
+            part.sample_weight = float(weight)
 
     def full_init(self):
         """Initialise every source, then set the combined statistics of ``statistics_sources``."""

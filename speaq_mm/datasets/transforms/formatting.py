@@ -8,7 +8,7 @@ from mmengine.structures import InstanceData
 from .scene_graph import relations_for_current_boxes
 
 SGG_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-                 'source', 'loss_weight')
+                 'source', 'sample_weight')
 
 
 @TRANSFORMS.register_module()
@@ -21,7 +21,7 @@ class PackSGGInputs(PackDetInputs):
     False/None when the pipeline has no flip, so every sample carries the metainfo of docs/structures.md.
 
     Args:
-        meta_keys (Sequence[str]): metainfo keys copied from the results (``source`` and ``loss_weight``
+        meta_keys (Sequence[str]): metainfo keys copied from the results (``source`` and ``sample_weight``
             come from the dataset record).
     """
 

@@ -5,8 +5,9 @@ from .nan_guard_hook import SpeaQNonFiniteGuardHook
 from .source_mix_hook import SourceMixHook
 from .speaq_checkpoint_hook import SpeaQCheckpointHook
 from .train_statistics_hook import SpeaQTrainStatisticsHook
+from .vocabulary_check_hook import SpeaQVocabularyCheckHook
 
 __all__ = [
     'SpeaQCheckpointCompatibilityHook', 'SpeaQEmptyRelationsGuardHook', 'SpeaQNonFiniteGuardHook', 'SourceMixHook',
-    'SpeaQCheckpointHook', 'SpeaQTrainStatisticsHook'
+    'SpeaQCheckpointHook', 'SpeaQTrainStatisticsHook', 'SpeaQVocabularyCheckHook'
 ]

@@ -1,11 +1,17 @@
-"""Refuse a checkpoint whose tensors do not fit the model, before mmengine half-loads it.
+"""Refuse a checkpoint that does not fit the model, before mmengine half-loads it.
 
 mmengine loads ``load_from`` checkpoints non-strictly: a tensor whose shape differs from the model's (a
 checkpoint trained with other query counts, classes or widths) is skipped with a warning and keeps its fresh
-initialisation, and training or testing goes on with a partly random model; on ``--resume`` the optimizer
-state then fails with an unrelated-looking error. This hook checks the shapes when the checkpoint is loaded
-and stops with one message listing every mismatched key, both shapes, and the query counts on each side.
-Missing and unexpected keys are still allowed (partial initialisation, e.g. from a DETR detector).
+initialisation, and a checkpoint sharing no key with the model (every key prefixed, say) loads nothing at
+all; training or testing then goes on with a partly or wholly random model. :func:`check_checkpoint_fits`
+stops with one message listing every mismatched key with both shapes (and the query counts to set), or the
+share of the model's tensors the checkpoint fills and examples of the keys on each side. Partial
+initialisation stays possible (a DETR detector initialises most of SpeaQ): the checkpoint only has to fill
+``min_matched_share`` of the model's tensors, after the model's own key conversions (``SpeaQDetector``
+replicates a DETR decoder into its three decoders).
+
+:class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies it to ``load_from``,
+``--resume`` and ``tools/test.py``; the image demo calls the function itself.
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
@@ -15,10 +21,11 @@ from mmengine.model import is_model_wrapper
 QUERY_TABLES = {'subject_query_embedding.weight': 'num_entity_queries',
                 'object_query_embedding.weight': 'num_entity_queries',
                 'relation_query_embedding.weight': 'num_relation_queries'}
+_KEYS_SHOWN = 5
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint's tensors have other shapes than the model's."""
+    """A checkpoint's tensors have other shapes than the model's, or too few of them match the model."""
 
 
 def shape_mismatches(checkpoint_state, model_state):
@@ -31,11 +38,22 @@ def shape_mismatches(checkpoint_state, model_state):
     Returns:
         list[tuple]: ``(key, checkpoint shape, model shape)``, in the model's key order.
     """
-    stripped = {key[len('module.'):] if key.startswith('module.') else key: value
-                for key, value in checkpoint_state.items()}
+    stripped = _strip_module(checkpoint_state)
     return [(key, tuple(stripped[key].shape), tuple(value.shape)) for key, value in model_state.items()
             if key in stripped and hasattr(stripped[key], 'shape')
             and tuple(stripped[key].shape) != tuple(value.shape)]
+
+
+def _strip_module(state):
+    return {key[len('module.'):] if key.startswith('module.') else key: value for key, value in state.items()}
+
+
+def _as_model_reads_it(model, state):
+    """The checkpoint's state dict after the model's own ``load_state_dict`` pre-hooks (key conversions)."""
+    converted = dict(_strip_module(state))
+    for hook in model._load_state_dict_pre_hooks.values():
+        hook(converted, '', {}, False, [], [], [])
+    return converted
 
 
 def describe_mismatches(mismatches, source='the checkpoint'):
@@ -57,17 +75,55 @@ def describe_mismatches(mismatches, source='the checkpoint'):
     return '\n'.join(lines)
 
 
+def _examples(keys):
+    keys = list(keys)
+    return ', '.join(keys[:_KEYS_SHOWN]) + (f', ... ({len(keys)} in all)' if len(keys) > _KEYS_SHOWN else '')
+
+
+def check_checkpoint_fits(model, checkpoint, source='the checkpoint', min_matched_share=0.5):
+    """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` fits ``model``.
+
+    Args:
+        model (nn.Module): the model (not a DDP wrapper).
+        checkpoint (dict): a loaded checkpoint (``state_dict`` inside, or a bare state dict).
+        source (str): names the checkpoint in the message.
+        min_matched_share (float): the share of the model's tensors the checkpoint must fill (same key and
+            shape) after the model's key conversions.
+    """
+    model_state = model.state_dict()
+    state = _as_model_reads_it(model, checkpoint.get('state_dict', checkpoint))
+    mismatches = shape_mismatches(state, model_state)
+    if mismatches:
+        raise CheckpointMismatchError(describe_mismatches(mismatches, source))
+    matched = [key for key in model_state if key in state]
+    if len(matched) < min_matched_share * len(model_state):
+        missing = [key for key in model_state if key not in state]
+        raise CheckpointMismatchError(
+            f'{source} fills only {len(matched)} of the model\'s {len(model_state)} tensors '
+            f'({len(matched) / max(len(model_state), 1):.0%}, less than min_matched_share={min_matched_share}), '
+            f'so the model would run mostly untrained. Model keys it lacks: {_examples(missing)}. Its own keys: '
+            f'{_examples(key for key in state if key not in model_state) or "none"}. Is it a checkpoint of '
+            'this model (converted with tools/model_converters/ if it comes from the reference code)?')
+
+
 @HOOKS.register_module()
 class SpeaQCheckpointCompatibilityHook(Hook):
-    """Raise :class:`CheckpointMismatchError` when a loaded or resumed checkpoint does not fit the model."""
+    """Raise :class:`CheckpointMismatchError` when a loaded or resumed checkpoint does not fit the model.
+
+    Args:
+        min_matched_share (float): see :func:`check_checkpoint_fits`; ``default_hooks.checkpoint_check`` of
+            the default runtime sets 0.5.
+    """
 
     priority = 'VERY_HIGH'
 
+    def __init__(self, min_matched_share=0.5):
+        if not 0 <= min_matched_share <= 1:
+            raise ValueError(f'min_matched_share must be in [0, 1], got {min_matched_share!r}')
+        self.min_matched_share = min_matched_share
+
     def after_load_checkpoint(self, runner, checkpoint) -> None:
-        """Compare the checkpoint's tensor shapes with the model's."""
-        state = checkpoint.get('state_dict', checkpoint)
+        """Check the checkpoint against the model before mmengine loads it."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        mismatches = shape_mismatches(state, model.state_dict())
-        if mismatches:
-            source = getattr(runner, '_load_from', None) or 'the checkpoint'
-            raise CheckpointMismatchError(describe_mismatches(mismatches, f'checkpoint {source}'))
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        check_checkpoint_fits(model, checkpoint, f'checkpoint {source}', self.min_matched_share)

@@ -5,7 +5,8 @@ no relations for the statistics). The training pipeline can still drop them late
 size that removes the boxes takes their relations along (``PackSGGInputs``). The model then trains without
 complaint on "no relation" targets only and learns to predict nothing. This hook counts the ground-truth
 relations of every global batch, warns when a batch has none and stops the run after
-``max_consecutive_empty_batches`` such batches in a row.
+``max_consecutive_empty_batches`` such batches in a row. Batches without relation annotations at all (no
+``gt_relations`` field: a detector's pipeline) are not counted.
 """
 import torch
 from mmdet.registry import HOOKS
@@ -34,6 +35,8 @@ class SpeaQEmptyRelationsGuardHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         """Count the batch's relations over all ranks."""
         samples = (data_batch or {}).get('data_samples', [])
+        if not any('gt_relations' in sample for sample in samples if hasattr(sample, 'keys')):
+            return
         count = torch.tensor([float(sum(len(s.gt_relations) if 'gt_relations' in s else 0 for s in samples))])
         all_reduce(count)
         if count.item() > 0:

@@ -14,9 +14,12 @@ STATE_KEY = 'ratio_batch_sampler'
 class SourceMixHook(Hook):
     """Log the source mix of every global batch; save and restore the RatioBatchSampler's state.
 
+    It is one of the default hooks of every config (configs/_base_/default_runtime.py) and works only when the
+    training dataset is a ConcatDataset of several sources (``SGGConcatDataset``); otherwise it does nothing.
+
     After each training iteration it counts, over all ranks, the samples of each source (their ``source``
-    metainfo) and their ``loss_weight``, and puts ``source_frac_<name>`` (share of the global batch) and
-    ``source_weight_<name>`` (mean loss weight of that source's samples, only when it has some) in the message
+    metainfo) and their ``sample_weight``, and puts ``source_frac_<name>`` (share of the global batch) and
+    ``source_weight_<name>`` (mean sample weight of that source's samples, only when it has some) in the message
     hub, which LoggerHook prints with the losses. They are plain floats outside the loss dict, so they can
     never be summed into the objective.
 
@@ -35,6 +38,9 @@ class SourceMixHook(Hook):
     def before_train(self, runner):
         """Read the source names; check the loop; restore the sampler state of a resumed run."""
         dataloader = runner.train_loop.dataloader
+        if not hasattr(dataloader.dataset, 'datasets'):
+            self._sources = None
+            return
         self._sources = list(dict.fromkeys(source_names(dataloader.dataset)))
         batch_sampler = dataloader.batch_sampler
         if not isinstance(batch_sampler, RatioBatchSampler):
@@ -57,20 +63,22 @@ class SourceMixHook(Hook):
             checkpoint['meta'][STATE_KEY] = batch_sampler.state_dict(checkpoint['meta']['iter'])
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        """Put the global batch's source fractions and mean loss weights in the message hub."""
+        """Put the global batch's source fractions and mean sample weights in the message hub."""
+        if self._sources is None:
+            return
         num_sources = len(self._sources)
         tallies = torch.zeros(2 * num_sources, dtype=torch.float64)
         for sample in data_batch['data_samples']:
             meta = sample.metainfo
-            if 'source' not in meta or 'loss_weight' not in meta:
-                raise KeyError('SourceMixHook: a training sample has no "source"/"loss_weight" metainfo; the '
+            if 'source' not in meta or 'sample_weight' not in meta:
+                raise KeyError('SourceMixHook: a training sample has no "source"/"sample_weight" metainfo; the '
                                'packing transform must keep both (meta_keys of PackSGGInputs)')
             if meta['source'] not in self._sources:
                 raise KeyError(f'SourceMixHook: sample source "{meta["source"]}" is not one of the training '
                                f'sources {self._sources}')
             index = self._sources.index(meta['source'])
             tallies[index] += 1
-            tallies[num_sources + index] += float(meta['loss_weight'])
+            tallies[num_sources + index] += float(meta['sample_weight'])
         all_reduce(tallies)
         counts, weight_sums = tallies[:num_sources], tallies[num_sources:]
         for name, count, weight_sum in zip(self._sources, counts.tolist(), weight_sums.tolist()):

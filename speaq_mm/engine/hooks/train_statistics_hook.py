@@ -5,6 +5,9 @@ The SpeaQ matcher's predicate groups and the criterion's class weights are compu
 datasets, so this hook passes them over in ``before_train`` (also after a resume, so the weights always match
 the data the run trains on). The reference read them through a lookup wrapped in ``try/except: pass`` and
 failed much later with a misleading error; here a missing or invalid statistic stops the run at once.
+
+It is one of the default hooks of every config (configs/_base_/default_runtime.py); for a model that takes no
+statistics (mmdet's DETR in the detector pre-training recipe) it does nothing.
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
@@ -13,7 +16,7 @@ from mmengine.model import is_model_wrapper
 
 @HOOKS.register_module()
 class SpeaQTrainStatisticsHook(Hook):
-    """Call ``model.set_train_statistics(train_dataset.metainfo)`` before training."""
+    """Call ``model.set_train_statistics(train_dataset.metainfo)`` before training, if the model has it."""
 
     priority = 'VERY_HIGH'
 
@@ -21,8 +24,7 @@ class SpeaQTrainStatisticsHook(Hook):
         """Pass the train dataset's metainfo to the model."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if not hasattr(model, 'set_train_statistics'):
-            raise TypeError(f'SpeaQTrainStatisticsHook needs a model with set_train_statistics, got '
-                            f'{type(model).__name__}')
+            return
         dataset = runner.train_dataloader.dataset
         origin = f'train_dataloader.dataset ({type(dataset).__name__})'
         model.set_train_statistics(dataset.metainfo, origin=origin)

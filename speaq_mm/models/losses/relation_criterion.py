@@ -44,7 +44,7 @@ class SpeaQRelationCriterion(BaseModule):
     """Losses of one decoder layer given a matching (spec §3.3, §3.4 and the per-sample weights of §10).
 
     Every loss term of an image's queries, matched or background, is multiplied by the image's
-    ``loss_weight`` while the denominators stay the reference's unweighted ones: the class-weighted number
+    ``sample_weight`` while the denominators stay the reference's unweighted ones: the class-weighted number
     of queries for the cross-entropies and the number of matched pairs (averaged over ranks, at least 1)
     for the box terms. A batch of weights 1.0 therefore gives exactly the unweighted loss and a batch of
     weights 0.5 exactly half of it.
@@ -144,7 +144,7 @@ class SpeaQRelationCriterion(BaseModule):
         image_index = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
         query_index = torch.cat([q for q, _ in matches])
         gt_index = [g for _, g in matches]
-        sample_weights = torch.tensor([t.loss_weight for t in targets], dtype=torch.float32, device=device)
+        sample_weights = torch.tensor([t.sample_weight for t in targets], dtype=torch.float32, device=device)
         query_weights = sample_weights.repeat_interleave(num_queries)
         matched_weights = sample_weights[image_index]
         num_matched = reduce_mean(torch.tensor(float(len(query_index)), device=device)).clamp(min=1).item()

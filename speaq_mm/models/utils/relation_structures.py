@@ -41,7 +41,7 @@ class RelationTargets(NamedTuple):
     pairs: Tensor  # (R, 2) int64 (subject, object) indices into the entities
     predicate_labels: Tensor  # (R,) int64
     relation_boxes: Tensor  # (R, 4) normalised cxcywh centre-to-centre boxes
-    loss_weight: float
+    sample_weight: float
     source: Optional[str]
 
 
@@ -102,9 +102,9 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
     if pairs.numel() and (pairs.min() < 0 or pairs.max() >= boxes.shape[0]):
         raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
                          'gt_instances')
-    loss_weight = float(data_sample.metainfo.get('loss_weight', 1.0))
-    if not (loss_weight >= 0 and loss_weight < float('inf')):
-        raise ValueError(f'{img_path}: metainfo loss_weight must be a finite number >= 0, got {loss_weight}')
+    sample_weight = float(data_sample.metainfo.get('sample_weight', 1.0))
+    if not (sample_weight >= 0 and sample_weight < float('inf')):
+        raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got {sample_weight}')
 
     widths = boxes[:, 2] - boxes[:, 0]
     heights = boxes[:, 3] - boxes[:, 1]
@@ -126,7 +126,7 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
         pairs=pairs,
         predicate_labels=predicates,
         relation_boxes=relation_boxes,
-        loss_weight=loss_weight,
+        sample_weight=sample_weight,
         source=data_sample.metainfo.get('source'))
 
 

@@ -1,8 +1,9 @@
-"""Change the loss weight of one data source linearly over training (e.g. lean on synthetic data early and
+"""Change the sample weight of one data source linearly over training (e.g. lean on synthetic data early and
 on real data late).
 
-A source's loss weight is fixed per dataset (``VGH5Dataset(loss_weight=...)``) and copied into every sample.
-This hook rescales it batch by batch: before each training step it multiplies the ``loss_weight`` metainfo
+A source's sample weight is fixed per source (``SGGConcatDataset(sample_weights=...)``) and copied into every
+sample.
+This hook rescales it batch by batch: before each training step it multiplies the ``sample_weight`` metainfo
 of that source's samples by a factor going linearly from ``start_factor`` at iteration ``begin`` to
 ``end_factor`` at ``end`` (constant outside), the way mmengine's ``LinearLR`` moves a learning rate. The model
 reads the changed weight (docs/model.md, "Per-sample loss weights"), and ``SourceMixHook`` logs it as
@@ -17,8 +18,8 @@ from speaq_mm.datasets.samplers import source_names
 
 
 @HOOKS.register_module()
-class SourceLossWeightRampHook(Hook):
-    """Multiply the loss weight of ``source``'s samples by a factor that moves linearly over iterations.
+class SourceSampleWeightRampHook(Hook):
+    """Multiply the sample weight of ``source``'s samples by a factor that moves linearly over iterations.
 
     Args:
         source (str): the ``source`` name of the dataset whose samples are reweighted (e.g. ``'synthetic'``).
@@ -33,10 +34,10 @@ class SourceLossWeightRampHook(Hook):
     def __init__(self, source: str = 'synthetic', start_factor: float = 1.0, end_factor: float = 0.0,
                  begin: int = 0, end: Optional[int] = None) -> None:
         if start_factor < 0 or end_factor < 0:
-            raise ValueError(f'SourceLossWeightRampHook: start_factor and end_factor must be >= 0, got '
+            raise ValueError(f'SourceSampleWeightRampHook: start_factor and end_factor must be >= 0, got '
                              f'{start_factor} and {end_factor}')
         if begin < 0 or (end is not None and end <= begin):
-            raise ValueError(f'SourceLossWeightRampHook: need 0 <= begin < end, got begin={begin}, end={end}')
+            raise ValueError(f'SourceSampleWeightRampHook: need 0 <= begin < end, got begin={begin}, end={end}')
         self.source = source
         self.start_factor = float(start_factor)
         self.end_factor = float(end_factor)
@@ -55,12 +56,12 @@ class SourceLossWeightRampHook(Hook):
         """Check that the training data has the source."""
         sources = source_names(runner.train_dataloader.dataset)
         if self.source not in sources:
-            raise ValueError(f'SourceLossWeightRampHook: source "{self.source}" is not one of the training '
+            raise ValueError(f'SourceSampleWeightRampHook: source "{self.source}" is not one of the training '
                              f'sources {sources} (custom_hooks in the config)')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
-        """Rescale the loss weight of the source's samples in the batch about to be trained on."""
+        """Rescale the sample weight of the source's samples in the batch about to be trained on."""
         factor = self.factor(runner.iter, runner.max_iters)
         for sample in (data_batch or {}).get('data_samples', []):
             if sample.metainfo.get('source') == self.source:
-                sample.set_metainfo(dict(loss_weight=float(sample.metainfo['loss_weight']) * factor))
+                sample.set_metainfo(dict(sample_weight=float(sample.metainfo['sample_weight']) * factor))
