@@ -68,6 +68,29 @@ def rank_boundary_record(img_id=1):
                        [[0, 1, 0], [2, 3, 1]], pairs=pairs, rel_labels=labels)
 
 
+def det_data_sample(record, ori_shape=(200, 200)):
+    """A DetDataSample with the fields of docs/structures.md, as the model and the test pipeline produce."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    def tensor(array):
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    sample = DetDataSample(metainfo=dict(img_id=record['img_id'], img_path=f'{record["img_id"]}.jpg',
+                                         ori_shape=ori_shape, img_shape=ori_shape, scale_factor=(1.0, 1.0)))
+    sample.gt_instances = InstanceData(bboxes=tensor(record['gt_bboxes']), labels=tensor(record['gt_labels']))
+    sample.gt_relations = InstanceData(pairs=tensor(record['gt_relations'][:, :2]),
+                                       labels=tensor(record['gt_relations'][:, 2]))
+    sample.pred_instances = InstanceData(bboxes=tensor(record['pred_bboxes']),
+                                         labels=tensor(record['pred_labels']),
+                                         scores=tensor(record['pred_scores']))
+    sample.pred_relations = InstanceData(pairs=tensor(record['pred_rel_pairs']),
+                                         scores=tensor(record['pred_rel_scores']),
+                                         labels=tensor(record['pred_rel_labels']))
+    return sample
+
+
 def data_sample_dict(record, tensor=True):
     """The record as ``DetDataSample.to_dict()`` lays it out (``docs/structures.md``), with torch tensors."""
     import torch

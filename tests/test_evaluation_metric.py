@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 from mmdet.registry import DATASETS, HOOKS, METRICS, MODELS
-from mmdet.structures import DetDataSample
 from mmengine.dataset import BaseDataset
 from mmengine.evaluator import DumpResults, Evaluator
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 
 from speaq_mm.evaluation import (
     DumpSceneGraphResults,
@@ -24,6 +22,7 @@ from speaq_mm.evaluation import (
 )
 from tests.evaluation_fixtures import (
     box,
+    det_data_sample,
     distributed_metric_worker,
     make_record,
     rank_boundary_record,
@@ -33,25 +32,6 @@ from tests.evaluation_fixtures import (
 
 META = {'classes': ('c0', 'c1', 'c2', 'c3'), 'predicates': ('on', 'has', 'near'),
         'fg_rel_count': np.array([10, 30, 20]), 'triplets': np.array([[0, 1, 0], [2, 3, 1]])}
-
-
-def det_data_sample(record):
-    """A DetDataSample with the fields of docs/structures.md, as the model and the test pipeline produce."""
-    def tensor(array):
-        return torch.from_numpy(np.ascontiguousarray(array))
-
-    sample = DetDataSample(metainfo=dict(img_id=record['img_id'], img_path=f'{record["img_id"]}.jpg',
-                                         ori_shape=(200, 200), img_shape=(200, 200), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(bboxes=tensor(record['gt_bboxes']), labels=tensor(record['gt_labels']))
-    sample.gt_relations = InstanceData(pairs=tensor(record['gt_relations'][:, :2]),
-                                       labels=tensor(record['gt_relations'][:, 2]))
-    sample.pred_instances = InstanceData(bboxes=tensor(record['pred_bboxes']),
-                                         labels=tensor(record['pred_labels']),
-                                         scores=tensor(record['pred_scores']))
-    sample.pred_relations = InstanceData(pairs=tensor(record['pred_rel_pairs']),
-                                         scores=tensor(record['pred_rel_scores']),
-                                         labels=tensor(record['pred_rel_labels']))
-    return sample
 
 
 def sample_records():
@@ -212,7 +192,8 @@ def test_dump_is_readable_by_the_offline_tool_with_the_same_metrics(tmp_path):
     evaluator.process([det_data_sample(r) for r in records])
     online = evaluator.evaluate(len(records))
     for loaded, record in zip(load_prediction_dump(str(dump)), records):
-        assert sorted(loaded) == sorted(record)
+        assert sorted(loaded) == sorted([*record, 'image_size'])  # the dump also carries the image size
+        assert loaded['image_size'].tolist() == [200, 200]
         assert all(isinstance(loaded[key], np.ndarray) for key in record if key != 'img_id')
         np.testing.assert_array_equal(loaded['pred_rel_scores'], record['pred_rel_scores'])
     assert json.loads(meta_file.read_text())['predicates'] == ['on', 'has', 'near']

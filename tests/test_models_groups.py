@@ -9,13 +9,15 @@ from speaq_mm.models.task_modules import (
     validate_predicate_counts,
 )
 
-# VG150 predicate indices (alphabetical, 0-based) named in spec §2.2.
+# VG150 predicate indices (alphabetical, 0-based) named in the reference's group table.
 ON, HAS, IN, OF, WEARING, NEAR, WITH = 30, 19, 21, 29, 47, 28, 49
+# The published model's relation query blocks (4 groups, 600 relation queries).
+PUBLISHED = ((0, 289), (290, 405), (406, 493), (494, 599))
 
 
 def test_reference_table_reproduces_the_speaq_recipe_layout():
     layout = build_predicate_group_layout(REFERENCE_PREDICATE_COUNTS, 4, 300, 600)
-    assert layout.relation_query_ranges == ((0, 289), (290, 405), (406, 493), (494, 599))
+    assert layout.relation_query_ranges == PUBLISHED
     assert layout.entity_queries_per_group == (145, 58, 44, 53)
     assert layout.predicates_per_group == (2, 2, 3, 43)
     groups = layout.predicate_group
@@ -89,3 +91,27 @@ def test_invalid_group_and_query_counts():
 def test_validated_counts_are_float_vectors():
     counts = validate_predicate_counts(np.array([[1], [2]]), 2, 'x')
     assert counts.dtype == np.float64 and counts.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize('recipe', ['visual_genome.py', 'speaq_multi.py', 'synthetic_genome.py'])
+def test_the_vg150_recipes_keep_the_published_layout_whatever_the_statistics(recipe):
+    """VG150's own counts would give other groups with 'train_statistics'; the recipes use the published ones."""
+    import os.path as osp
+
+    from mmdet.registry import TASK_UTILS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import speaq_mm  # noqa: F401  (registers the matcher)
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    model = Config.fromfile(osp.join(root, 'configs', recipe)).model
+    init_default_scope('mmdet')
+    matcher = TASK_UTILS.build(model.train_cfg.assigner, default_args=dict(
+        num_predicates=model.bbox_head.num_predicates, num_entity_queries=model.num_entity_queries,
+        num_relation_queries=model.num_relation_queries))
+    counts = np.sqrt(np.asarray(REFERENCE_PREDICATE_COUNTS, np.float64))[::-1].copy()  # another long tail
+    assert build_predicate_group_layout(counts, 4, 300, 600).relation_query_ranges != PUBLISHED
+    matcher.set_predicate_counts(counts)
+    assert matcher.group_layout.relation_query_ranges == PUBLISHED
+    groups = matcher.group_layout.predicate_group
+    assert {int(p) for p in torch.nonzero(groups == 0)} == {ON, HAS}

@@ -12,6 +12,11 @@ A record is a dict of numpy arrays (see ``docs/evaluation.md``)::
     pred_rel_pairs    (P, 2) int (subject, object) indices into pred_*, sorted by triplet score (best first)
     pred_rel_scores   (P, C + 1) float, the full predicate score rows, no-relation column last
     pred_rel_labels   (P,) int 0-based predicate of each triplet
+    image_size        (optional) (height, width) of the original image: the ground truth is clipped to it
+
+Ground truth is evaluated as the reference protocol does: boxes clipped to the image, and boxes left empty
+(a side of at most ``EMPTY_BOX_SIZE`` pixels) dropped with their relations (:func:`clip_ground_truth`). A
+record without ``image_size`` (written by an older version) is evaluated unclipped.
 
 This module converts mmengine data samples (``DetDataSample.to_dict()`` output, the field layout of
 ``docs/structures.md``) into records, loads dumps, zero-shot triplet files and dataset metainfo files. It
@@ -26,6 +31,9 @@ from ..utils.safe_loading import load_pickle_file, load_torch_file
 
 RECORD_KEYS = ('img_id', 'gt_bboxes', 'gt_labels', 'gt_relations', 'pred_bboxes', 'pred_labels',
                'pred_scores', 'pred_rel_pairs', 'pred_rel_scores', 'pred_rel_labels')
+
+# Boxes with a side of at most this many pixels after clipping are empty (detectron2's nonempty threshold).
+EMPTY_BOX_SIZE = 1e-5
 
 # (field, number of dimensions, size of the last dimension or None, accepted dtype kinds)
 _FIELD_SPECS = (
@@ -104,7 +112,42 @@ def check_record(record, where):
     if len(out['pred_rel_scores']) and out['pred_rel_scores'].shape[1] < 2:
         raise ValueError(f'{where}: field pred_rel_scores needs C + 1 >= 2 columns (no-relation last), '
                          f'got {out["pred_rel_scores"].shape[1]}')
+    if record.get('image_size') is not None:
+        out['image_size'] = _image_size(record['image_size'], where)
+        clip_ground_truth(out)
     return out
+
+
+def _image_size(value, where):
+    size = to_numpy(value).reshape(-1)
+    if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+        raise ValueError(f'{where}: field image_size must be (height, width) > 0, got {value!r}')
+    return size.astype(np.float64)
+
+
+def clip_ground_truth(record):
+    """Clip a checked record's GT boxes to its ``image_size`` and drop the empty ones with their relations.
+
+    The reference protocol: detectron2's test mapper clips every box to the image, and its
+    ``filter_empty_instances`` removes boxes with a side of at most ``EMPTY_BOX_SIZE`` together with the
+    relations that use them (relation indices are renumbered). Works in place on ``record``; idempotent.
+    """
+    height, width = record['image_size']
+    boxes, relations = record['gt_bboxes'], record['gt_relations']
+    if len(relations) and (relations[:, :2].min() < 0 or relations[:, :2].max() >= len(boxes)):
+        return record  # compute_image_stats reports the bad index with the record's name
+    clipped = np.stack([boxes[:, 0].clip(0, width), boxes[:, 1].clip(0, height),
+                        boxes[:, 2].clip(0, width), boxes[:, 3].clip(0, height)], axis=1).astype(boxes.dtype)
+    keep = ((clipped[:, 2] - clipped[:, 0]) > EMPTY_BOX_SIZE) & ((clipped[:, 3] - clipped[:, 1]) > EMPTY_BOX_SIZE)
+    if not keep.all():
+        new_index = np.cumsum(keep) - 1
+        kept_relations = keep[relations[:, 0]] & keep[relations[:, 1]] if len(relations) else np.zeros(0, bool)
+        relations = relations[kept_relations]
+        relations = np.column_stack([new_index[relations[:, 0]], new_index[relations[:, 1]], relations[:, 2]])
+        record['gt_labels'] = record['gt_labels'][keep]
+    record['gt_bboxes'] = clipped[keep]
+    record['gt_relations'] = relations.astype(np.int64).reshape(-1, 3)
+    return record
 
 
 def _field(container, key, where):
@@ -137,6 +180,7 @@ def record_from_data_sample(sample):
         relations = np.column_stack([relation_pairs, relation_labels])
     record = {
         'img_id': img_id,
+        'image_size': sample.get('ori_shape'),
         'gt_bboxes': to_numpy(_field(gt_instances, 'bboxes', f'{where} gt_instances')),
         'gt_labels': to_numpy(_field(gt_instances, 'labels', f'{where} gt_instances')),
         'gt_relations': relations,

@@ -8,6 +8,8 @@ image_size = 128  # images are resized to fit image_size x image_size
 # The generator's predicate names (index = label); a horizontal flip swaps "left of" and "right of".
 toy_predicates = ('above', 'below', 'left of', 'near', 'on', 'right of')
 
+# The resizes keep mmcv's cv2 backend, unlike VG150's pillow: 12 us against 226 us per 128 -> 64 px image
+# (docs/benchmarks.md, "Resize backends"), and no reference checkpoint was trained on these pixels.
 train_pipeline = [
     # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
     dict(type='SGGLoadImageFromFile', on_unreadable='error'),

@@ -5,8 +5,10 @@ data_root = 'data/vg/'  # holds the three files below and the image folder
 num_val_images = 5000  # shared by train and val so that the two stay disjoint
 backend_args = None  # mmengine file backend for the images (None: local disk)
 
-# DETR recipe (speaq_reference.md 5.3): flip, then either a multi-scale resize, or resize + random crop +
-# multi-scale resize. Boxes emptied by the crop are removed with their relations; one predicate per pair.
+# The reference's DETR recipe: flip, then either a multi-scale resize, or resize + random crop + multi-scale
+# resize. Boxes emptied by the crop are removed with their relations; one predicate per pair. Every resize uses
+# PIL's bilinear filter (backend='pillow'), as the reference's mapper does: it antialiases when it shrinks,
+# cv2's does not, and a converted reference checkpoint sees the pixels it was trained on only this way.
 train_scales = [(1333, short) for short in range(480, 801, 32)]  # (long side cap, short side) choices
 train_pipeline = [
     # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
@@ -16,14 +18,14 @@ train_pipeline = [
     dict(
         type='RandomChoice',
         transforms=[
-            [dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True)],
+            [dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True, backend='pillow')],
             [
                 # 100000: no cap on the long side, as the reference's ResizeShortestEdge([400, 500, 600]).
                 dict(type='RandomChoiceResize', scales=[(100000, 400), (100000, 500), (100000, 600)],
-                     keep_ratio=True),
+                     keep_ratio=True, backend='pillow'),
                 dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
                      allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True),
+                dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True, backend='pillow'),
             ],
         ]),
     dict(type='FilterEmptySGGInstances', min_size=1e-5),
@@ -33,7 +35,7 @@ train_pipeline = [
 # Annotations are loaded after the resize, so the ground truth stays in original-image pixels.
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
     dict(type='LoadSGGAnnotations'),
     dict(type='PackSGGInputs'),
 ]

@@ -50,7 +50,12 @@ model = dict(
             predicate_score_weight=-0.5,  # ONE2MANY_PREDICATE_SCORE True + ONE2MANY_PREDICATE_WEIGHT
             use_group_mask=True,  # USE_GROUP_MASK
             num_groups=4,  # NUM_GROUPS
-            group_counts='train_statistics',  # 'reference' reproduces the SpeaQ repo's hard-coded VG table
+            # The query groups come from the reference's hard-coded VG predicate table, as in every run of the
+            # reference code (it ignores the dataset's statistics): relation queries 0-289 / 290-405 / 406-493 /
+            # 494-599 for {has, on} / {in, of} / {near, wearing, with} / the 43 others, the published model's
+            # layout. 'train_statistics' derives them from the train split's fg_rel_count instead (on VG150's
+            # own counts: 0-281 / 282-437 / 438-503 / 504-599, another model). docs/model.md has the table.
+            group_counts='reference',
             match_independent=True)),  # MATCH_INDEPENDENT
     test_cfg=dict(
         nms_iou_threshold=0.5,  # MODEL.ROI_HEADS.NMS_THRESH_TEST
