@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import os.path as osp
-import signal
 import socket
 import subprocess
 import sys
@@ -17,8 +16,10 @@ import time
 
 import mmengine.config.config as mmengine_config
 import torch
-from mmdet.registry import HOOKS
+from mmcv.transforms import BaseTransform
+from mmdet.registry import HOOKS, METRICS, TRANSFORMS
 from mmengine.dist import get_dist_info
+from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
@@ -32,7 +33,9 @@ RELIABILITY_IMPORTS = ['speaq_mm', 'tests.reliability_fixtures']
 # Real: 16 train-split images (the first VAL_IMAGES are val, as in the recipe) and 5 test images (an odd
 # number, so that two ranks need padding).
 REAL_TRAIN, REAL_TEST, SYNTHETIC_TRAIN, VAL_IMAGES = 16, 5, 8, 4
-BEST_KEY = 'sgg/R@50'
+# The best checkpoint is chosen by a score that changes with every update of the weights (a toy model trained
+# for a few iterations recalls nothing: sgg/R@50 would be 0.0 at every validation).
+BEST_KEY = 'probe/score'
 
 
 def _memoize_config_formatting():
@@ -85,7 +88,7 @@ def copy_toy_data(roots, folder):
 
 
 def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, milestone=None, on_unreadable='error',
-                     validate=True, probe=None, extra=''):
+                     validate=True, probe=None, extra='', num_workers=0, dropout=0.0, count_decodes=False):
     """Write a small run of the toy mix recipe into ``folder``; return the config path.
 
     Args:
@@ -100,6 +103,9 @@ def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, miles
         validate (bool): keep the validation loop (it also runs after the last iteration).
         probe (dict, optional): extra arguments of :class:`ReliabilityProbeHook`.
         extra (str): config lines appended at the end.
+        num_workers (int): training dataloader workers (persistent when > 0).
+        dropout (float): dropout of every attention and feed-forward layer (the toy recipe has none).
+        count_decodes (bool): record every training image decoded (:func:`read_decodes`).
     """
     milestone = max_iters - 2 if milestone is None else milestone
     probe = dict(dict(record_dir=osp.join(folder, 'records')), **(probe or {}))
@@ -109,12 +115,14 @@ def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, miles
         f.write(f"""_base_ = [{TOY_MIX_CONFIG!r}]
 custom_imports = dict(imports={RELIABILITY_IMPORTS!r}, allow_failed_imports=False)
 work_dir = {osp.join(folder, 'work')!r}
-train_pipeline = [dict(type='SGGLoadImageFromFile', on_unreadable={on_unreadable!r})] + _base_.train_pipeline[1:]
+train_pipeline = [dict(type='SGGLoadImageFromFile', on_unreadable={on_unreadable!r})] + (
+    [dict(type='ReliabilityDecodeCounter', record_dir={probe['record_dir']!r})] if {count_decodes!r} else []) + \
+    _base_.train_pipeline[1:]
 real_train_dataset = dict(_base_.real_train_dataset, data_root={roots['real']!r}, num_val_images={VAL_IMAGES},
                           pipeline=train_pipeline)
 synthetic_train_dataset = dict(_base_.synthetic_train_dataset, data_root={roots['synthetic']!r},
                                num_val_images=0, pipeline=train_pipeline)
-train_dataloader = dict(batch_size={batch_size}, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size={batch_size}, num_workers={num_workers}, persistent_workers={num_workers > 0},
                         batch_sampler=dict(infinite=True),
                         dataset=dict(datasets=[real_train_dataset, synthetic_train_dataset]))
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
@@ -131,6 +139,13 @@ default_hooks = dict(
     logger=dict(interval=1),
     empty_relations_guard=dict(max_consecutive_empty_batches=2))
 custom_hooks = [dict(type='ReliabilityProbeHook', **{probe!r})]
+val_evaluator = [dict(type='SceneGraphMetric'), dict(type='ReliabilityScoreMetric')]
+test_evaluator = val_evaluator
+model = dict(
+    encoder=dict(layer_cfg=dict(self_attn_cfg=dict(dropout={dropout}), ffn_cfg=dict(ffn_drop={dropout}))),
+    decoder=dict(dropout={dropout}, layer_cfg=dict(self_attn_cfg=dict(dropout={dropout}),
+                                                 cross_attn_cfg=dict(dropout={dropout}),
+                                                 ffn_cfg=dict(ffn_drop={dropout}))))
 {'' if validate else 'val_cfg = val_dataloader = val_evaluator = None'}
 {extra}
 """)
@@ -215,6 +230,44 @@ class ReliabilityProbeHook(Hook):
         self._record(event='test', metrics={key: float(value) for key, value in (metrics or {}).items()})
 
 
+@TRANSFORMS.register_module()
+class ReliabilityDecodeCounter(BaseTransform):
+    """Appends ``<pid> <image path>`` to ``<record_dir>/decodes.txt`` for every image the pipeline decoded."""
+
+    def __init__(self, record_dir):
+        self.path = osp.join(record_dir, 'decodes.txt')
+        os.makedirs(record_dir, exist_ok=True)
+
+    def transform(self, results):
+        with open(self.path, 'a') as f:  # one short write per line: lines of processes do not interleave
+            f.write(f'{os.getpid()} {results["img_path"]}\n')
+        return results
+
+
+def read_decodes(record_dir):
+    """(pid, image path) of every training image decoded, in order, by any process."""
+    path = osp.join(record_dir, 'decodes.txt')
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [tuple(line.split(' ', 1)) for line in f.read().splitlines()]
+
+
+@METRICS.register_module()
+class ReliabilityScoreMetric(BaseMetric):
+    """``probe/score``: the mean predicted predicate score over the validation images; it moves with every
+    weight update, so the best-checkpoint record sees distinct non-zero values."""
+
+    default_prefix = 'probe'
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            self.results.append(float(sample['pred_relations']['scores'][:, :-1].mean()))
+
+    def compute_metrics(self, results):
+        return dict(score=sum(results) / len(results))
+
+
 def expected_batches(cfg, count):
     """``[source, img_id]`` of every sample of the first ``count`` training batches of an uninterrupted run of
     ``cfg`` on one process (from a fresh dataloader's batch sampler; no image is loaded)."""
@@ -255,19 +308,36 @@ def start_training(config, log_path, *args):
                             start_new_session=True)
 
 
+def kill_tree(process):
+    """SIGKILL ``process`` and every process it started (torchrun starts its workers in sessions of their own,
+    out of reach of a process-group kill)."""
+    import psutil
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in [psutil.Process(process.pid), *children] if process.poll() is None else children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+    psutil.wait_procs(children, timeout=30)
+
+
 def kill_when(process, condition, timeout, log_path):
-    """SIGKILL ``process`` as soon as ``condition()`` holds; fail if it exits or times out first."""
+    """SIGKILL ``process`` (and its children) as soon as ``condition()`` holds; fail if it exits or times out
+    first."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
             raise AssertionError(f'the run ended (code {process.returncode}) before it could be killed:\n'
                                  + _tail(log_path))
         if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_tree(process)
             raise AssertionError(f'the run did not reach the kill point in {timeout} s:\n' + _tail(log_path))
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_tree(process)
 
 
 def _tail(path, chars=4000):

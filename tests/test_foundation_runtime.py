@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 import speaq_mm  # noqa: F401  (registers the checkpoint loader)
 from speaq_mm.engine import build_runner, load_local_checkpoint, load_run_config, prepare_launch
 from tests.foundation_fixtures import REPO_ROOT, write_toy_config
+from tests.reliability_fixtures import free_port
 
 
 def test_config_inherits_default_runtime(tmp_path):
@@ -96,7 +97,7 @@ def test_prepare_launch_rejects_slurm_without_cuda(tmp_path, monkeypatch):
 def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
     config = write_toy_config(str(tmp_path), max_iters=2, checkpoint_interval=2)
     work_dir = tmp_path / 'dist'
-    env = dict(os.environ, PORT='29517', PYTHON=sys.executable)
+    env = dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable)  # a busy machine runs other torchruns
     result = subprocess.run(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2', '--work-dir', str(work_dir)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -90,3 +90,4 @@ def test_dist_train_and_test_on_two_cpu_processes(tmp_path, tmp_path_factory):
     test_main([config, checkpoint, '--work-dir', osp.join(folder, 'single_test'), *ONE_IMAGE_BATCHES])
     tests = [r['metrics'] for r in read_records(records, 0) if r['event'] == 'test']
     assert len(tests) == 2 and tests[0] == tests[1] and 'sgg/R@50' in tests[0]
+    assert tests[0]['probe/score'] > 0  # a metric that is not zero for an untrained model: the match means something

@@ -7,6 +7,7 @@ are computed here from a fresh sampler and fresh schedulers.
 """
 import glob
 import os.path as osp
+import subprocess
 
 import pytest
 import torch
@@ -16,13 +17,17 @@ from mmengine.optim.scheduler import LinearLR, MultiStepLR
 from speaq_mm.engine.atomic_io import find_partial_files
 from tests.reliability_fixtures import (
     BEST_KEY,
+    REPO_ROOT,
     copy_toy_data,
     expected_batches,
+    free_port,
     kill_when,
     load_complete,
+    read_decodes,
     read_records,
     shared_toy_data,
     start_training,
+    subprocess_env,
     write_run_config,
 )
 
@@ -70,7 +75,8 @@ def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, tmp_p
     first = start_training(config, log)
     kill_when(first, lambda: any(r['event'] == 'train' and r['iter'] >= 3 for r in read_records(records)),
               timeout=400, log_path=log)
-    assert checkpoints(work) == ['best_sgg_R@50_iter_2.pth', 'iter_2.pth']
+    best_at_2 = f'best_{BEST_KEY.replace("/", "_")}_iter_2.pth'
+    assert checkpoints(work) == [best_at_2, 'iter_2.pth']
     assert_every_checkpoint_complete(work)
 
     # 2. Resume, and SIGKILL while the checkpoint of iteration 4 is half written.
@@ -79,7 +85,7 @@ def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, tmp_p
     kill_when(second, lambda: osp.exists(osp.join(records, 'stalled')), timeout=400, log_path=log)
     partial = find_partial_files(work)
     assert len(partial) == 1 and osp.basename(partial[0]).startswith('.iter_4.pth.')
-    assert checkpoints(work) == ['best_sgg_R@50_iter_2.pth', 'iter_2.pth']  # iter_2 not yet retired
+    assert checkpoints(work) == [best_at_2, 'iter_2.pth']  # iter_2 not yet retired
     assert_every_checkpoint_complete(work)
 
     # 3. Resume to the end, in this process.
@@ -108,12 +114,130 @@ def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, tmp_p
     assert final['meta']['iter'] == MAX_ITERS
     scores = [(r['iter'], r['score']) for run in runs.values() for r in run if r['event'] == 'val']
     assert [it for it, _ in scores] == [2, 4, 6]
+    assert len({score for _, score in scores}) == 3 and all(score > 0 for _, score in scores)
     best_iter = next(it for it, score in scores if score == max(s for _, s in scores))
     best_name = f'best_{BEST_KEY.replace("/", "_")}_iter_{best_iter}.pth'
     assert checkpoints(work) == sorted([best_name, 'iter_6.pth'])
     runtime_info = final['message_hub']['runtime_info']
     assert runtime_info['best_score'] == max(s for _, s in scores)
-    assert osp.basename(runtime_info['best_ckpt']) == best_name
+    assert runtime_info['best_ckpt'] == best_name  # recorded relative to the work dir
     log = open(sorted(glob.glob(osp.join(work, '*', '*.log')))[-1]).read()
     assert 'removed 1 incomplete file(s)' in log
     assert f'resumed best-checkpoint record for {BEST_KEY}' in log
+
+
+def _straight_killed_resumed(folder, roots, max_iters, kill_after, launcher, **run_args):
+    """Run ``max_iters`` iterations straight; run them again, SIGKILLed once iteration ``kill_after``'s
+    checkpoint is complete and training went on, then resumed with ``--resume``. Return both folders' work
+    dirs and record dirs."""
+    straight = write_run_config(osp.join(folder, 'straight'), roots, max_iters=max_iters, interval=kill_after,
+                                milestone=max_iters - 4, **run_args)
+    killed = write_run_config(osp.join(folder, 'killed'), roots, max_iters=max_iters, interval=kill_after,
+                              milestone=max_iters - 4, **run_args)
+    killed_work = osp.join(folder, 'killed', 'work')
+    resumed = write_run_config(osp.join(folder, 'resumed'), roots, max_iters=max_iters, interval=kill_after,
+                               milestone=max_iters - 4, extra=f'work_dir = {killed_work!r}', **run_args)
+    launcher(straight, osp.join(folder, 'straight.log')).wait()
+    log = osp.join(folder, 'killed.log')
+    records = osp.join(folder, 'killed', 'records')
+    kill_when(launcher(killed, log),
+              lambda: any(r['event'] == 'train' and r['iter'] > kill_after + 1 for r in read_records(records)),
+              timeout=600, log_path=log)
+    assert f'iter_{kill_after}.pth' in checkpoints(killed_work) and f'iter_{max_iters}.pth' not in checkpoints(
+        killed_work)
+    process = launcher(resumed, osp.join(folder, 'resumed.log'), '--resume')
+    assert process.wait() == 0, open(osp.join(folder, 'resumed.log')).read()[-4000:]
+    return {name: (osp.join(folder, name, 'work'), osp.join(folder, name, 'records'))
+            for name in ('straight', 'killed', 'resumed')}
+
+
+def assert_same_training_state(first, second):
+    """Weights, optimizer state and schedulers of two checkpoints are the same (max |diff| <= 1e-6)."""
+    differences = {key: (first['state_dict'][key].double() - second['state_dict'][key].double()).abs().max().item()
+                   for key in first['state_dict']}
+    assert first['state_dict'].keys() == second['state_dict'].keys()
+    assert max(differences.values()) <= 1e-6, sorted(differences.items(), key=lambda kv: -kv[1])[:5]
+    states = [c['optimizer']['state'] for c in (first, second)]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        for name, value in states[0][key].items():
+            assert torch.allclose(value, states[1][key][name], rtol=0, atol=1e-6), (key, name)
+    assert first['param_schedulers'] == second['param_schedulers']
+
+
+def trained_records(record_dir, rank=0):
+    return {r['iter']: r for r in read_records(record_dir, rank) if r['event'] == 'train'}
+
+
+@pytest.mark.slow
+def test_a_killed_and_resumed_run_equals_the_run_never_stopped(tmp_path, tmp_path_factory):
+    """Dropout on, 2 persistent dataloader workers, random flips: killed after the iteration-12 checkpoint and
+    resumed to 24, the run ends with the weights, optimizer state, losses, learning rates and batches of the
+    straight run, and the resume decodes only the images of the batches it still trains on (plus prefetch)."""
+    batch, workers = 2, 2
+    runs = _straight_killed_resumed(str(tmp_path), shared_toy_data(tmp_path_factory), 24, 12, start_training,
+                                    batch_size=batch, num_workers=workers, dropout=0.1, count_decodes=True)
+    straight = load_complete(osp.join(runs['straight'][0], 'iter_24.pth'))
+    resumed = load_complete(osp.join(runs['killed'][0], 'iter_24.pth'))
+    assert_same_training_state(straight, resumed)
+    assert straight['meta']['iter'] == resumed['meta']['iter'] == 24
+    straight_records, resumed_records = trained_records(runs['straight'][1]), trained_records(runs['resumed'][1])
+    assert sorted(resumed_records) == list(range(13, 25))
+    for iteration, record in resumed_records.items():
+        expected = straight_records[iteration]
+        assert (record['samples'], record['lr'], record['loss']) == (
+            expected['samples'], expected['lr'], expected['loss']), iteration
+    assert len({record['loss'] for record in resumed_records.values()}) == 12  # the model does train
+    decoded = read_decodes(runs['resumed'][1])
+    prefetch = 2 * workers  # batches each dataloader iterator requests ahead (prefetch_factor 2 per worker)
+    assert 12 * batch <= len(decoded) <= (12 + 2 * prefetch) * batch  # the replay would decode 24 + prefetch
+    assert len(read_decodes(runs['straight'][1])) >= 24 * batch
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_killed_and_resumed_equal_the_run_never_stopped(tmp_path, tmp_path_factory):
+    def launch(config, log_path, *args):
+        log = open(log_path, 'w')
+        return subprocess.Popen(['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2', *args],
+                                cwd=REPO_ROOT, env=subprocess_env(PORT=str(free_port())), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    runs = _straight_killed_resumed(str(tmp_path), shared_toy_data(tmp_path_factory), 8, 4, launch,
+                                    batch_size=2, num_workers=1, dropout=0.1)
+    assert_same_training_state(load_complete(osp.join(runs['straight'][0], 'iter_8.pth')),
+                               load_complete(osp.join(runs['killed'][0], 'iter_8.pth')))
+    for rank in (0, 1):
+        straight, resumed = trained_records(runs['straight'][1], rank), trained_records(runs['resumed'][1], rank)
+        assert sorted(resumed) == [5, 6, 7, 8]
+        assert all(resumed[i]['samples'] == straight[i]['samples'] and resumed[i]['loss'] == straight[i]['loss']
+                   for i in resumed)
+
+
+def test_resuming_another_runs_checkpoint_never_touches_its_files(tmp_path, tmp_path_factory):
+    """``--resume OTHER/iter_N.pth`` into a new work dir: a new best checkpoint there must not delete the other
+    run's best one, even when the checkpoint records its path as absolute (as mmengine's own hook does)."""
+    from tests.test_safety_overwrite import snapshot
+    from tools.train import main as train_main
+
+    roots = shared_toy_data(tmp_path_factory)
+    first = write_run_config(str(tmp_path / 'first'), roots, max_iters=2, interval=2, validate=True)
+    train_main([first])
+    first_work = str(tmp_path / 'first' / 'work')
+    best = glob.glob(osp.join(first_work, 'best_*.pth'))
+    assert len(best) == 1
+    checkpoint = load_complete(osp.join(first_work, 'iter_2.pth'))
+    assert checkpoint['message_hub']['runtime_info']['best_ckpt'] == osp.basename(best[0])  # relative
+    # The layout of a checkpoint written by mmengine's CheckpointHook, whose next best always wins.
+    checkpoint['message_hub']['runtime_info'].update(best_ckpt=best[0], best_score=-1e9)
+    absolute = str(tmp_path / 'absolute_record.pth')
+    torch.save(checkpoint, absolute)
+    before = snapshot(first_work)
+
+    second = write_run_config(str(tmp_path / 'second'), roots, max_iters=4, interval=2, validate=True)
+    # A Runner reuses the visualizer (and so the log folder) of an earlier Runner of the process by name.
+    train_main([second, '--resume', absolute, '--cfg-options', 'visualizer.name=second_run'])
+    assert snapshot(first_work) == before
+    second_work = tmp_path / 'second' / 'work'
+    assert [p.name for p in second_work.glob('best_*.pth')] == [f'best_{BEST_KEY.replace("/", "_")}_iter_4.pth']
+    log = open(sorted(glob.glob(str(second_work / '*' / '*.log')))[-1]).read()
+    assert f'names {best[0]}, outside this run\'s checkpoint folder' in log

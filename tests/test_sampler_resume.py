@@ -49,7 +49,8 @@ def test_state_continues_every_source_when_batch_size_and_world_size_change():
     assert len(streams[0]) == 5 * 14 + 20 * 6
 
 
-def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, checkpoint_interval=3):
+def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, checkpoint_interval=3,
+                   iter_loop='IterBasedTrainLoop'):
     return Config(dict(
         default_scope='mmdet',
         work_dir=work_dir,
@@ -65,13 +66,13 @@ def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, check
             dataset=dict(type='SGGConcatDataset', datasets=[
                 dict(type='SamplerTestSource', size=SIZES[0], source='real', sample_weight=1.0),
                 dict(type='SamplerTestSource', size=SIZES[1], source='synthetic', sample_weight=0.5)])),
-        train_cfg=loop or dict(type='IterBasedTrainLoop', max_iters=6),
+        train_cfg=loop or dict(type=iter_loop, max_iters=6),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
             checkpoint=dict(type='CheckpointHook', interval=checkpoint_interval, by_epoch=loop is not None),
             sampler_seed=dict(type='DistSamplerSeedHook')),
-        custom_hooks=[dict(type='SourceMixHook')] if hooks else [],
+        custom_hooks=[dict(type='SourceMixHook'), dict(type='SpeaQExactResumeHook')] if hooks else [],
         log_processor=dict(by_epoch=loop is not None),
         randomness=dict(seed=seed)))
 
@@ -85,25 +86,31 @@ def _train(cfg, resume_from=None):
     return runner
 
 
+LOOPS = ['IterBasedTrainLoop', 'SpeaQIterBasedTrainLoop']  # mmengine's replay; our index-level skip
+
+
+@pytest.mark.parametrize('iter_loop', LOOPS)
 @pytest.mark.parametrize('hooks', [True, False])
-def test_iter_based_resume_trains_on_the_same_batches(tmp_path, hooks):
-    cfg = _runner_config(str(tmp_path / 'run'), hooks=hooks)
+def test_iter_based_resume_trains_on_the_same_batches(tmp_path, hooks, iter_loop):
+    cfg = _runner_config(str(tmp_path / 'run'), hooks=hooks, iter_loop=iter_loop)
     seen = _train(cfg).model.seen
-    resumed = _train(_runner_config(str(tmp_path / 'resumed'), hooks=hooks),
+    resumed = _train(_runner_config(str(tmp_path / 'resumed'), hooks=hooks, iter_loop=iter_loop),
                      resume_from=osp.join(str(tmp_path / 'run'), 'iter_3.pth')).model.seen
     assert len(seen) == 6 and resumed == seen[3:]
 
 
-def test_resume_keeps_the_sampler_seed_of_the_checkpoint(tmp_path):
-    seen = _train(_runner_config(str(tmp_path / 'run'), seed=7)).model.seen
-    resumed = _train(_runner_config(str(tmp_path / 'resumed'), seed=8),
+@pytest.mark.parametrize('iter_loop', LOOPS)
+def test_resume_keeps_the_sampler_seed_of_the_checkpoint(tmp_path, iter_loop):
+    seen = _train(_runner_config(str(tmp_path / 'run'), seed=7, iter_loop=iter_loop)).model.seen
+    resumed = _train(_runner_config(str(tmp_path / 'resumed'), seed=8, iter_loop=iter_loop),
                      resume_from=osp.join(str(tmp_path / 'run'), 'iter_3.pth')).model.seen
     assert resumed == seen[3:]
 
 
-def test_resume_with_another_batch_size_continues_each_source(tmp_path):
-    seen = _train(_runner_config(str(tmp_path / 'run'), batch_size=10)).model.seen
-    resumed = _train(_runner_config(str(tmp_path / 'resumed'), batch_size=4),
+@pytest.mark.parametrize('iter_loop', LOOPS)
+def test_resume_with_another_batch_size_continues_each_source(tmp_path, iter_loop):
+    seen = _train(_runner_config(str(tmp_path / 'run'), batch_size=10, iter_loop=iter_loop)).model.seen
+    resumed = _train(_runner_config(str(tmp_path / 'resumed'), batch_size=4, iter_loop=iter_loop),
                      resume_from=osp.join(str(tmp_path / 'run'), 'iter_3.pth')).model.seen
     drawn = seen[:3] + resumed
     streams = [[int(uid.split('/')[1]) + offset for batch in drawn for uid in batch if uid.startswith(name)]
@@ -157,3 +164,45 @@ def test_hook_needs_source_and_sample_weight_in_the_samples(tmp_path, monkeypatc
     monkeypatch.setattr(SamplerTestSource, 'prepare_data', without_weight)
     with pytest.raises(KeyError, match='"source"/"sample_weight" metainfo'):
         _train(_runner_config(str(tmp_path / 'run')))
+
+
+class _ShapedImages:
+    """23 records of alternating portrait and landscape images: the aspect-ratio buckets fill unevenly."""
+
+    def __init__(self, size=23):
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+    def get_data_info(self, idx):
+        return dict(width=100 if idx % 3 else 50, height=80)
+
+
+def test_aspect_ratio_batches_resume_at_any_batch_with_the_same_seeds():
+    from mmengine.dataset import DefaultSampler
+
+    from speaq_mm.datasets.samplers import SGGAspectRatioBatchSampler
+    dataset = _ShapedImages()
+
+    def fresh():
+        return SGGAspectRatioBatchSampler(DefaultSampler(dataset, shuffle=True, seed=3), batch_size=4)
+
+    def draws(batch_sampler, first_epoch, epochs):
+        batches = []
+        for epoch in range(first_epoch, first_epoch + epochs):
+            if epoch > first_epoch:
+                batch_sampler.sampler.set_epoch(epoch)
+            batches += [[(int(i), i.seed) for i in batch] for batch in batch_sampler]
+        return batches
+
+    straight = fresh()
+    straight.sampler.set_epoch(0)
+    reference = draws(straight, 0, 4)
+    per_epoch = len(reference) // 4
+    assert len({seed for batch in reference for _, seed in batch}) == sum(len(b) for b in reference)  # all distinct
+    for start in (0, 2, per_epoch - 1, per_epoch, 2 * per_epoch + 3):
+        resumed = fresh()
+        epoch = resumed.resume_at(start)
+        assert epoch == start // per_epoch
+        assert draws(resumed, epoch, 4 - epoch)[:len(reference) - start] == reference[start:]

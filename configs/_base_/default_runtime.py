@@ -28,7 +28,10 @@ default_hooks = dict(
     # Refuses a model whose class or predicate count differs from the dataset's vocabulary.
     vocabulary_check=dict(type='SpeaQVocabularyCheckHook'),
     # Stops a run whose pipeline leaves max_consecutive_empty_batches batches in a row without a relation.
-    empty_relations_guard=dict(type='SpeaQEmptyRelationsGuardHook', max_consecutive_empty_batches=10))
+    empty_relations_guard=dict(type='SpeaQEmptyRelationsGuardHook', max_consecutive_empty_batches=10),
+    # Seeds every iteration from (seed, rank, iteration) and keeps the batch sampler's state in checkpoints, so
+    # that a resumed run equals the run never stopped (with SpeaQIterBasedTrainLoop, docs/distributed.md).
+    exact_resume=dict(type='SpeaQExactResumeHook'))
 
 # dist_cfg.backend is replaced by gloo on machines without CUDA (speaq_mm.engine.prepare_launch).
 env_cfg = dict(

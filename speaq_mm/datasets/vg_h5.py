@@ -22,6 +22,7 @@ from mmdet.registry import DATASETS
 from mmengine.dataset import force_full_init
 
 from ..utils import reject_unknown_kwargs
+from .seeded_draws import fetch_seeded
 
 # Four Visual Genome images are corrupted; image_data.json lists them but the h5 has no rows for them.
 VG_CORRUPTED_IMAGE_IDS = (1592, 1722, 4616, 4617)
@@ -721,6 +722,10 @@ class VGH5Dataset(BaseDetDataset):
     @force_full_init
     def __len__(self) -> int:
         return len(self._view)
+
+    def __getitem__(self, idx):
+        """The sample after the pipeline, under the seed of a ``SeededIndex`` (``seeded_draws``)."""
+        return fetch_seeded(idx, super().__getitem__)
 
     @force_full_init
     def get_data_info(self, idx: int) -> dict:

@@ -45,6 +45,8 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # Resumable at any batch, with seeded augmentation (exact resume); the toy images are all square.
+    batch_sampler=dict(type='SGGAspectRatioBatchSampler'),
     dataset=dict(split='train', pipeline=train_pipeline, **toy_dataset))
 val_dataloader = dict(
     batch_size=16,

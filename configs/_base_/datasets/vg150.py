@@ -60,7 +60,8 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    # mmdet's AspectRatioBatchSampler, resumable at any batch and with seeded augmentation (exact resume).
+    batch_sampler=dict(type='SGGAspectRatioBatchSampler'),
     dataset=dict(split='train', pipeline=train_pipeline, **vg150_dataset))
 val_dataloader = dict(
     batch_size=1,

@@ -16,7 +16,8 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=0.01, norm_type=2),  # full-model L2 norm, reference CLIP_GRADIENTS 0.01
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))  # BACKBONE_MULTIPLIER
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
+# mmengine's IterBasedTrainLoop, resuming without loading the batches already trained on.
+train_cfg = dict(type='SpeaQIterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

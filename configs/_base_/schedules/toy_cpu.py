@@ -11,7 +11,8 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=4e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2))
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
+# mmengine's IterBasedTrainLoop, resuming without loading the batches already trained on.
+train_cfg = dict(type='SpeaQIterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

@@ -13,7 +13,8 @@ source's chunk over the ranks: every rank gets ``n_i // world_size`` and the ``n
 are dealt round-robin, starting at rank ``t % world_size``, so each rank still gets exactly ``batch_size``
 samples and no rank is always the short one. Batch ``t`` is a function of ``(seed, t, rank, world_size)``
 and of the resume state (:meth:`RatioBatchSampler.load_state_dict`) only, which is what lets a resumed run
-reproduce the uninterrupted one.
+reproduce the uninterrupted one: :meth:`RatioBatchSampler.resume_at` starts the stream at any batch in constant
+time, and every index carries the seed its sample is augmented with (``seeded_draws``).
 """
 import itertools
 import math
@@ -25,6 +26,8 @@ import numpy as np
 from mmdet.registry import DATA_SAMPLERS
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
+
+from ..seeded_draws import seeded_batch
 
 RATIO_KEY = 'train_dataloader.batch_sampler.source_ratio'
 
@@ -198,6 +201,7 @@ class RatioBatchSampler(Sampler):
         self.num_batches_per_epoch = num_batches_per_epoch or default_length
         self.infinite = infinite
         self.epoch = 0
+        self._start_batch = None  # set by resume_at: where the next __iter__ starts
         # Set by load_state_dict when resuming: from batch _resume_batch on, source i continues at position
         # _resume_positions[i] of its stream.
         self._resume_batch = 0
@@ -254,12 +258,25 @@ class RatioBatchSampler(Sampler):
         return self.num_batches_per_epoch
 
     def __iter__(self):
-        """Yield this rank's batches (lists of ConcatDataset indices) from the start of ``self.epoch``."""
+        """Yield this rank's batches (lists of ConcatDataset indices) from the start of ``self.epoch``, or from
+        the batch :meth:`resume_at` named."""
         first = self.epoch * self.num_batches_per_epoch
-        batch_indices = itertools.count(first) if self.infinite else range(
-            first, first + self.num_batches_per_epoch)
-        for batch_index in batch_indices:
+        end = first + self.num_batches_per_epoch
+        if self._start_batch is not None:
+            first, self._start_batch = self._start_batch, None
+        for batch_index in itertools.count(first) if self.infinite else range(first, end):
             yield self.rank_batch(batch_index)
+
+    def resume_at(self, batch_index):
+        """Make the next ``__iter__`` start at global batch ``batch_index`` (0-based, over the whole run),
+        without drawing the batches before it; return the training epoch that batch belongs to.
+
+        ``SpeaQIterBasedTrainLoop`` calls it when a run resumes, instead of loading and discarding every batch
+        already trained on.
+        """
+        self.epoch = batch_index // self.num_batches_per_epoch
+        self._start_batch = batch_index
+        return self.epoch
 
     def rank_batch(self, batch_index):
         """This rank's part of global batch ``batch_index`` (counted from 0 over the whole run).
@@ -268,7 +285,8 @@ class RatioBatchSampler(Sampler):
             batch_index (int): position of the global batch in the endless stream.
 
         Returns:
-            list[int]: ``batch_size`` ConcatDataset indices, grouped by source.
+            list[SeededIndex]: ``batch_size`` ConcatDataset indices, grouped by source, each seeded by (seed,
+            batch index, rank, position) for its augmentation.
         """
         counts, rank_starts = self._rotations[batch_index % self.world_size]
         parts = []
@@ -276,7 +294,7 @@ class RatioBatchSampler(Sampler):
             if count:
                 start = self._stream_start(source, batch_index) + int(rank_starts[source])
                 parts.append(self._stream(source, start, int(count)))
-        return np.concatenate(parts).tolist()
+        return seeded_batch(np.concatenate(parts).tolist(), self.seed, batch_index, self.rank)
 
     def _stream_start(self, source, batch_index):
         """Position in ``source``'s stream where global batch ``batch_index`` starts taking samples."""

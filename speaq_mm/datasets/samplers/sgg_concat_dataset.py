@@ -10,6 +10,7 @@ import numpy as np
 from mmdet.registry import DATASETS
 from mmengine.dataset import ConcatDataset
 
+from ..seeded_draws import fetch_seeded
 from ..vg_h5 import STATISTICS_KEYS
 
 
@@ -105,6 +106,10 @@ class SGGConcatDataset(ConcatDataset):
                 raise ValueError(f'SGGConcatDataset: sample_weights[{name!r}] must be a finite number >= 0, got '
                                  f'{weight!r}')
             part.sample_weight = float(weight)
+
+    def __getitem__(self, idx):
+        """The sample, loaded and augmented under the seed of a ``SeededIndex`` (``seeded_draws``)."""
+        return fetch_seeded(idx, super().__getitem__)
 
     def full_init(self):
         """Initialise every source, then set the combined statistics of ``statistics_sources``."""

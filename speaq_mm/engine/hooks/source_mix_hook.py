@@ -1,18 +1,15 @@
-"""Per-batch source mix in the training log, and the RatioBatchSampler's stream state in checkpoints."""
+"""Per-batch source mix of the training batches, in the log."""
 import torch
 from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop
 
-from speaq_mm.datasets.samplers import RatioBatchSampler, source_names
-
-STATE_KEY = 'ratio_batch_sampler'
+from speaq_mm.datasets.samplers import source_names
 
 
 @HOOKS.register_module()
 class SourceMixHook(Hook):
-    """Log the source mix of every global batch; save and restore the RatioBatchSampler's state.
+    """Log the source mix of every global batch.
 
     It is one of the default hooks of every config (configs/_base_/default_runtime.py) and works only when the
     training dataset is a ConcatDataset of several sources (``SGGConcatDataset``); otherwise it does nothing.
@@ -21,46 +18,18 @@ class SourceMixHook(Hook):
     metainfo) and their ``sample_weight``, and puts ``source_frac_<name>`` (share of the global batch) and
     ``source_weight_<name>`` (mean sample weight of that source's samples, only when it has some) in the message
     hub, which LoggerHook prints with the losses. They are plain floats outside the loss dict, so they can
-    never be summed into the objective.
-
-    With a ``RatioBatchSampler`` it also stores the sampler's state (seed and per-source stream
-    positions) in every checkpoint's ``meta`` and, when a run resumes, hands it back to the sampler before
-    the first batch is drawn (see docs/multi_dataset.md, "Resuming"); and it refuses an infinite sampler
-    under ``EpochBasedTrainLoop``, whose epochs would never end.
+    never be summed into the objective. (The batch sampler's state in checkpoints is ``SpeaQExactResumeHook``'s.)
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL), so the values of this iteration are printed
 
     def __init__(self):
         self._sources = None
-        self._loaded_state = None
 
     def before_train(self, runner):
-        """Read the source names; check the loop; restore the sampler state of a resumed run."""
-        dataloader = runner.train_loop.dataloader
-        if not hasattr(dataloader.dataset, 'datasets'):
-            self._sources = None
-            return
-        self._sources = list(dict.fromkeys(source_names(dataloader.dataset)))
-        batch_sampler = dataloader.batch_sampler
-        if not isinstance(batch_sampler, RatioBatchSampler):
-            return
-        if batch_sampler.infinite and isinstance(runner.train_loop, EpochBasedTrainLoop):
-            raise ValueError('train_dataloader.batch_sampler.infinite=True never ends an epoch of '
-                             'EpochBasedTrainLoop; set it to False or use IterBasedTrainLoop')
-        if runner.iter > 0 and self._loaded_state is not None:
-            batch_sampler.load_state_dict(self._loaded_state)
-            runner.logger.info(f'RatioBatchSampler resumes at batch {runner.iter}: {self._loaded_state}')
-
-    def after_load_checkpoint(self, runner, checkpoint):
-        """Keep the sampler state of the loaded checkpoint until ``before_train`` knows whether it resumed."""
-        self._loaded_state = checkpoint.get('meta', {}).get(STATE_KEY)
-
-    def before_save_checkpoint(self, runner, checkpoint):
-        """Store the sampler state for the first batch the checkpoint has not trained on."""
-        batch_sampler = runner.train_loop.dataloader.batch_sampler
-        if isinstance(batch_sampler, RatioBatchSampler):
-            checkpoint['meta'][STATE_KEY] = batch_sampler.state_dict(checkpoint['meta']['iter'])
+        """Read the source names."""
+        dataset = runner.train_loop.dataloader.dataset
+        self._sources = list(dict.fromkeys(source_names(dataset))) if hasattr(dataset, 'datasets') else None
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         """Put the global batch's source fractions and mean sample weights in the message hub."""

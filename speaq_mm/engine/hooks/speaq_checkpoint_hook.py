@@ -10,6 +10,11 @@ killed (or out of disk space) during the save is left with no complete checkpoin
 2. ``last_checkpoint`` is then rewritten atomically;
 3. only then are the retired checkpoint and the replaced best checkpoint deleted.
 
+The paths it records in a checkpoint (the best checkpoint, the last checkpoint) are relative to the folder the
+checkpoints are saved in, and a resumed run reads them relative to its own folder: a copied or moved work dir,
+or ``--resume OTHER_RUN/iter_N.pth`` into a new work dir, never deletes the source run's best checkpoint (a
+record naming a file outside this run's folder is dropped, with a warning).
+
 Before training it removes the temporary files an interrupted save of this run left behind (only files named
 like its own checkpoints, and only those no live process is still writing: a concurrent run's are kept), and
 after a resume it checks that the best-checkpoint record restored from the checkpoint (mmengine keeps it in
@@ -34,6 +39,7 @@ class SpeaQCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         """Set up as ``CheckpointHook`` does; clean up after an interrupted save; check the best record."""
         super().before_train(runner)
+        self._adopt_best_record(runner)
         if not is_main_process() or not isinstance(self.file_backend, LocalBackend):
             return
         partial = remove_stale_partial_files(self.out_dir, self._writes)
@@ -43,6 +49,44 @@ class SpeaQCheckpointHook(CheckpointHook):
                 f'{[osp.basename(path) for path in partial]}; the complete checkpoints are untouched')
         if self.save_best is not None and runner.iter > 0:
             self._check_best_record(runner)
+
+    def _best_record_keys(self):
+        """(message hub key, attribute setter) of every best-checkpoint path the hook keeps."""
+        if self.save_best is None:
+            return []
+        if len(self.key_indicators) == 1:
+            return [('best_ckpt', lambda path: setattr(self, 'best_ckpt_path', path))]
+        return [(f'best_ckpt_{key}', lambda path, key=key: self.best_ckpt_path_dict.__setitem__(key, path))
+                for key in self.key_indicators]
+
+    def _adopt_best_record(self, runner) -> None:
+        """Resolve the best-checkpoint paths of a resumed run against this run's folder (see the module)."""
+        out_dir = osp.realpath(self.out_dir)
+        for info_key, set_path in self._best_record_keys():
+            path = runner.message_hub.get_info(info_key)
+            if path is None:
+                continue
+            if not osp.isabs(path):
+                path = osp.join(self.out_dir, path)
+            if osp.dirname(osp.realpath(path)) != out_dir:
+                runner.logger.warning(
+                    f'the resumed best-checkpoint record names {path}, outside this run\'s checkpoint folder '
+                    f'{self.out_dir}; that file is left alone, and the next best checkpoint is written here')
+                path = None
+            set_path(path)
+            runner.message_hub.update_info(info_key, path)
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        """Record the checkpoint paths relative to the checkpoint folder (the live message hub keeps them)."""
+        hub = checkpoint.get('message_hub') or {}
+        info = dict(hub.get('runtime_info') or {})
+        out_dir = osp.realpath(self.out_dir)
+        for key, path in info.items():
+            if (key == 'last_ckpt' or key.startswith('best_ckpt')) and isinstance(path, str) and osp.isabs(path) \
+                    and osp.dirname(osp.realpath(path)) == out_dir:
+                info[key] = osp.basename(path)
+        if hub:
+            checkpoint['message_hub'] = dict(hub, runtime_info=info)
 
     def _writes(self, name) -> bool:
         """Whether this hook writes files called ``name``: its checkpoints, best checkpoints, the pointer."""
