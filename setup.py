@@ -26,6 +26,10 @@ setup(
     description='SpeaQ scene graph generation as an MMDetection 3.x plugin',
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
+    # The package lies at the top of the checkout. Saying so makes ``pip install -e .`` put the checkout itself
+    # on sys.path (a static .pth file), so that configs can import ``projects.*`` from any folder, as with
+    # mmdet's projects; the tools then need no sys.path edits.
+    package_dir={'': '.'},
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects', 'docs')),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),

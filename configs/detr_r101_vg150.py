@@ -9,7 +9,7 @@ max_iters = 554400
 # ignores their relations, so both detectors see the same augmentation. CocoMetric (box AP without a COCO json)
 # builds its ground truth from the packed 'instances', which the test pipeline therefore keeps.
 test_pipeline = _base_.test_pipeline[:-1] + [
-    dict(type='PackSGGInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+    dict(type='SGGPackInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
                                           'flip_direction', 'source', 'sample_weight', 'instances'))]
 train_dataloader = dict(batch_size=4)
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

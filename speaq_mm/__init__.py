@@ -18,4 +18,8 @@ for _name, (_module, _version) in _TESTED.items():
 
 from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401  (registers every module)
 
+# The safe checkpoint loader and atomic local writes, for the whole process (README, "What importing speaq_mm
+# changes"; speaq_mm/engine/mmengine_compat.py).
+engine.install_process_wide_workarounds()
+
 __all__ = ['__version__']

@@ -23,7 +23,7 @@ import os.path as osp
 import h5py
 import numpy as np
 
-from speaq_mm.datasets.vg_h5 import write_image_data, write_vg_h5
+from speaq_mm.datasets.vg_format import write_image_data, write_vg_h5
 
 CLASSES = ('cat', 'dog', 'hat')
 PREDICATES = ('has', 'near', 'on')

@@ -6,25 +6,21 @@
 Each rank initialises gloo the way tools/train.py does on a CPU machine (speaq_mm.engine.prepare_launch),
 builds ``train_dataloader`` with mmengine's Runner.build_dataloader, draws the batches through the full
 pipeline and gathers, per batch and rank, the ``(source, img_id, sample_weight)`` of every packed sample and
-the source fractions SourceMixHook logs for the batch (reduced over the ranks). Rank 0 writes them with the
+the source fractions SGGSourceMixHook logs for the batch (reduced over the ranks). Rank 0 writes them with the
 sizes of the sources to OUT_JSON; tests/test_sampler_distributed.py checks them.
 """
 import argparse
 import json
-import os
-import sys
 from types import SimpleNamespace
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmengine.config import DictAction
+from mmengine.dist import all_gather_object, get_dist_info
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.dist import all_gather_object, get_dist_info  # noqa: E402
-from mmengine.logging import MessageHub  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from speaq_mm.engine import load_run_config  # noqa: E402
-from speaq_mm.engine.hooks import SourceMixHook  # noqa: E402
+from speaq_mm.engine import load_run_config
+from speaq_mm.engine.hooks import SGGSourceMixHook
 
 
 def main():
@@ -41,10 +37,10 @@ def main():
     # A dataset-only config has no randomness.seed: the sampler then draws one seed and shares it over
     # the ranks (mmengine's sync_random_seed), which this check exercises.
     dataloader = Runner.build_dataloader(cfg.train_dataloader, seed=cfg.get('randomness', {}).get('seed'))
-    # The parts of a Runner that SourceMixHook uses.
+    # The parts of a Runner that SGGSourceMixHook uses.
     runner = SimpleNamespace(train_loop=SimpleNamespace(dataloader=dataloader), iter=0,
                              message_hub=MessageHub.get_instance('dist_sampler_check'))
-    hook = SourceMixHook()
+    hook = SGGSourceMixHook()
     hook.before_train(runner)
     batches = iter(dataloader)
     drawn, logged = [], []

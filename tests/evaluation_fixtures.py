@@ -112,7 +112,7 @@ def data_sample_dict(record, tensor=True):
 
 
 def load_benchmark():
-    """Import tools/benchmarks/bench_eval.py (synthetic data and the per-image loop implementation)."""
+    """Import the command line tools/benchmarks/bench_eval.py."""
     return _load_script('bench_eval', osp.join(REPO_ROOT, 'tools/benchmarks/bench_eval.py'))
 
 
@@ -138,13 +138,13 @@ def distributed_metric_worker(rank, world_size, init_file, out_file, records, me
     import torch.distributed as dist
     from mmengine.evaluator import Evaluator
 
-    from speaq_mm.evaluation import SceneGraphMetric
+    from speaq_mm.evaluation import SGGMetric
 
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=world_size)
     try:
         padded = list(range(len(records)))
         padded += padded[:(-len(padded)) % world_size]
-        evaluator = Evaluator(SceneGraphMetric(group_sizes=(1, 1)))
+        evaluator = Evaluator(SGGMetric(group_sizes=(1, 1)))
         evaluator.dataset_meta = meta
         for index in padded[rank::world_size]:
             evaluator.process([data_sample_dict(records[index])])

@@ -57,7 +57,7 @@ def write_toy_config(folder, max_iters, checkpoint_interval=2):
                 dataset=dict(type='SpeaQTestToyDataset'),
                 sampler=dict(type='DefaultSampler', shuffle=True))
             train_cfg = dict(type='IterBasedTrainLoop', max_iters={max_iters})
-            optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.001))
+            optim_wrapper = dict(type='SpeaQNonFiniteGuardOptimWrapper', optimizer=dict(type='SGD', lr=0.001))
             default_hooks = dict(
                 checkpoint=dict(type='CheckpointHook', interval={checkpoint_interval}, by_epoch=False),
                 logger=dict(type='LoggerHook', interval=1))

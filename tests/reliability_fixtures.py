@@ -64,7 +64,7 @@ _memoize_config_formatting()
 
 def make_toy_data(folder):
     """Write a tiny real-style and synthetic-style toy set under ``folder`` (once); return their roots."""
-    from tools.misc.make_toy_scenes import make_toy_scenes
+    from speaq_mm.datasets.toy_scenes import make_toy_scenes
     roots = dict(real=osp.join(folder, 'toy_real') + '/', synthetic=osp.join(folder, 'toy_synthetic') + '/')
     if not osp.isfile(osp.join(roots['synthetic'], 'VG-SGG-with-attri.h5')):
         make_toy_scenes(roots['real'], num_train=REAL_TRAIN, num_test=REAL_TEST, seed=5)
@@ -139,7 +139,7 @@ default_hooks = dict(
     logger=dict(interval=1),
     empty_relations_guard=dict(max_consecutive_empty_batches=2))
 custom_hooks = [dict(type='ReliabilityProbeHook', **{probe!r})]
-val_evaluator = [dict(type='SceneGraphMetric'), dict(type='ReliabilityScoreMetric')]
+val_evaluator = [dict(type='SGGMetric'), dict(type='ReliabilityScoreMetric')]
 test_evaluator = val_evaluator
 model = dict(
     encoder=dict(layer_cfg=dict(self_attn_cfg=dict(dropout={dropout}), ffn_cfg=dict(ffn_drop={dropout}))),

@@ -16,8 +16,9 @@ from mmengine.dataset import BaseDataset
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-import speaq_mm.engine.hooks  # noqa: F401  (registers SourceMixHook until speaq_mm.engine imports it)
-from speaq_mm.datasets.samplers import RatioBatchSampler, SGGConcatDataset
+import speaq_mm.engine.hooks  # noqa: F401  (registers SGGSourceMixHook until speaq_mm.engine imports it)
+from speaq_mm.datasets import SGGConcatDataset
+from speaq_mm.datasets.samplers import SGGRatioBatchSampler
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The ratio settings the issue asks every test grid to cover.
@@ -80,7 +81,7 @@ def make_sources(sizes=(23, 7), sources=('real', 'synthetic'), sample_weights=(1
 
 
 class _SamplerArgs:
-    """The part of the Runner's sampler a RatioBatchSampler reads: its dataset and seed."""
+    """The part of the Runner's sampler a SGGRatioBatchSampler reads: its dataset and seed."""
 
     def __init__(self, dataset, seed):
         self.dataset = dataset
@@ -88,8 +89,8 @@ class _SamplerArgs:
 
 
 def ratio_samplers(dataset, batch_size, source_ratio, world_size, seed=0, **kwargs):
-    """One RatioBatchSampler per simulated rank."""
-    return [RatioBatchSampler(_SamplerArgs(dataset, seed), batch_size, source_ratio, rank=rank,
+    """One SGGRatioBatchSampler per simulated rank."""
+    return [SGGRatioBatchSampler(_SamplerArgs(dataset, seed), batch_size, source_ratio, rank=rank,
                               world_size=world_size, **kwargs) for rank in range(world_size)]
 
 
@@ -167,7 +168,7 @@ TOY_VAL_IMAGES = 6
 
 def make_toy_roots(folder):
     """Generate a small real-style and synthetic-style toy set under ``folder``; return their data roots."""
-    from tools.misc.make_toy_scenes import make_toy_scenes
+    from speaq_mm.datasets.toy_scenes import make_toy_scenes
     roots = {}
     for style, num_train in TOY_SIZES.items():
         roots[style] = osp.join(folder, f'toy_{style}') + '/'

@@ -1,4 +1,4 @@
-"""The toy scene generator (tools/misc/make_toy_scenes.py): VG layout, geometry of the labels, determinism."""
+"""The toy scene generator (speaq_mm.datasets.toy_scenes): VG layout, geometry of the labels, determinism."""
 import json
 import os
 import os.path as osp
@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from speaq_mm.datasets.vg_h5 import VG_CORRUPTED_IMAGE_IDS, VGH5Dataset
+from speaq_mm.datasets import toy_scenes as toy  # noqa: E402
+from speaq_mm.datasets.vg_format import VG_CORRUPTED_IMAGE_IDS
+from speaq_mm.datasets.vg_h5 import VGH5Dataset
 from tests.datasets_fixtures import load_tool
 
-toy = load_tool('tools/misc/make_toy_scenes.py')
+toy_cli = load_tool('tools/misc/make_toy_scenes.py')
 SIZE = 128
 
 
 @pytest.fixture(scope='module')
 def toy_set(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy'))
-    toy.main([root, '--num-train', '12', '--num-test', '4', '--duplicate-rate', '1.0', '--seed', '3'])
+    toy_cli.main([root, '--num-train', '12', '--num-test', '4', '--duplicate-rate', '1.0', '--seed', '3'])
     return root
 
 
@@ -116,7 +118,7 @@ def test_deterministic_and_styles_differ(tmp_path):
     paths = {}
     for name, extra in (('a', []), ('b', []), ('c', ['--style', 'synthetic'])):
         paths[name] = str(tmp_path / name)
-        toy.main([paths[name], '--num-train', '3', '--num-test', '1', '--seed', '7'] + extra)
+        toy_cli.main([paths[name], '--num-train', '3', '--num-test', '1', '--seed', '7'] + extra)
 
     def arrays(root):
         with h5py.File(osp.join(root, 'VG-SGG-with-attri.h5'), 'r') as h5:
@@ -137,7 +139,7 @@ def test_deterministic_and_styles_differ(tmp_path):
 
 def test_val_rows_no_images_and_corrupted_ids(tmp_path):
     root = str(tmp_path / 'ids')
-    summary = toy.main([root, '--num-train', '3', '--num-val', '2', '--num-test', '2', '--no-images',
+    summary = toy_cli.main([root, '--num-train', '3', '--num-val', '2', '--num-test', '2', '--no-images',
                         '--vg-corrupt-ids'])
     assert summary['images'] == 7 and os.listdir(osp.join(root, 'VG_100K')) == []
     with open(osp.join(root, 'image_data.json')) as f:
@@ -173,5 +175,5 @@ def test_spread_hits_the_total():
 ])
 def test_bad_options(tmp_path, argv, message, capsys):
     with pytest.raises((SystemExit, ValueError)) as info:
-        toy.main([str(tmp_path / 'bad')] + argv)
+        toy_cli.main([str(tmp_path / 'bad')] + argv)
     assert message in str(info.value) + capsys.readouterr().err

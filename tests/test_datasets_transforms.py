@@ -13,11 +13,11 @@ from mmengine.registry import init_default_scope
 
 from speaq_mm.datasets import STATISTICS_KEYS
 from speaq_mm.datasets.transforms import (
-    FilterDuplicateRelations,
-    FilterEmptySGGInstances,
-    LoadSGGAnnotations,
-    PackSGGInputs,
-    SwapPredicatesOnFlip,
+    SGGFilterDuplicateRelations,
+    SGGFilterEmptyInstances,
+    SGGLoadAnnotations,
+    SGGPackInputs,
+    SGGSwapPredicatesOnFlip,
 )
 from tests.datasets_fixtures import REPO_ROOT, load_tool, make_images, write_hand_dataset
 
@@ -42,10 +42,10 @@ def triplets_by_label(packed):
 
 
 def test_load_and_pack():
-    results = LoadSGGAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(1, 0, 2), (0, 1, 0)]))
+    results = SGGLoadAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(1, 0, 2), (0, 1, 0)]))
     assert results['gt_instances_ids'].tolist() == [0, 1] and results['gt_relations'].dtype == np.int64
     assert isinstance(results['gt_bboxes'], HorizontalBoxes)
-    packed = PackSGGInputs()(results)
+    packed = SGGPackInputs()(results)
     sample = packed['data_samples']
     assert sample.gt_instances.bboxes.tensor.tolist() == [[0, 0, 10, 10], [20, 20, 40, 50]]
     assert sample.gt_relations.pairs.dtype == torch.int64 and sample.gt_relations.labels.dtype == torch.int64
@@ -60,15 +60,15 @@ def test_load_and_pack():
 def test_load_rejects_bad_relations():
     with pytest.raises(ValueError,
                        match=r'scene.jpg: relation \[0, 2, 1\] refers to an instance outside 0..1'):
-        LoadSGGAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(0, 2, 1)]))
+        SGGLoadAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(0, 2, 1)]))
     with pytest.raises(ValueError, match='must have shape'):
         results = scene([(0, 0, 10, 10)], [])
         results['relations'] = np.zeros((2, 2), np.int64)
-        LoadSGGAnnotations()(results)
+        SGGLoadAnnotations()(results)
 
 
 def test_no_boxes_no_relations():
-    packed = PackSGGInputs()(LoadSGGAnnotations()(scene([], [])))
+    packed = SGGPackInputs()(SGGLoadAnnotations()(scene([], [])))
     assert packed['data_samples'].gt_relations.pairs.shape == (0, 2)
     assert len(packed['data_samples'].gt_instances) == 0
 
@@ -81,10 +81,10 @@ def test_random_crop_remaps_relations():
     outcomes = set()
     for seed in range(30):
         np.random.seed(seed)
-        results = crop(LoadSGGAnnotations()(scene(boxes, relations, size=(100, 200))))
+        results = crop(SGGLoadAnnotations()(scene(boxes, relations, size=(100, 200))))
         offset = -results['homography_matrix'][0, 2]
         survivors = {k for k, b in enumerate(boxes) if b[0] < offset + 100 and b[2] > offset}
-        packed = PackSGGInputs()(FilterEmptySGGInstances()(results))
+        packed = SGGPackInputs()(SGGFilterEmptyInstances()(results))
         assert sorted(packed['data_samples'].gt_instances.labels.tolist()) == sorted(survivors)
         expected = [r for r in relations if r[0] in survivors and r[1] in survivors]
         assert triplets_by_label(packed) == expected
@@ -93,36 +93,36 @@ def test_random_crop_remaps_relations():
 
 
 def test_filter_empty_instances_drops_their_relations():
-    results = LoadSGGAnnotations()(scene([(0, 0, 10, 10), (5, 5, 5, 30),
+    results = SGGLoadAnnotations()(scene([(0, 0, 10, 10), (5, 5, 5, 30),
                                           (20, 20, 40, 20.000001), (1, 1, 3, 3)], [(0, 1, 0), (1, 3, 1),
                                                                                    (3, 0, 2), (2, 3, 1),
                                                                                    (0, 3, 0)]))
-    results = FilterEmptySGGInstances(min_size=1e-5)(results)
+    results = SGGFilterEmptyInstances(min_size=1e-5)(results)
     assert results['gt_instances_ids'].tolist() == [0, 3] and results['gt_bboxes_labels'].tolist() == [0, 3]
-    assert triplets_by_label(PackSGGInputs()(results)) == [(3, 0, 2), (0, 3, 0)]
-    assert 'min_size=1e-05' in repr(FilterEmptySGGInstances())
+    assert triplets_by_label(SGGPackInputs()(results)) == [(3, 0, 2), (0, 3, 0)]
+    assert 'min_size=1e-05' in repr(SGGFilterEmptyInstances())
 
 
 def test_ignored_instances_leave_the_relations():
-    results = LoadSGGAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50), (50, 50, 60, 60)],
+    results = SGGLoadAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50), (50, 50, 60, 60)],
                                          [(0, 1, 0), (2, 0, 1), (1, 2, 2)]))
     results['gt_ignore_flags'] = np.array([False, True, False])
-    packed = PackSGGInputs()(results)
+    packed = SGGPackInputs()(results)
     assert triplets_by_label(packed) == [(2, 0, 1)]
     assert packed['data_samples'].gt_relations.pairs.tolist() == [[1, 0]]
 
 
 def test_pack_refuses_out_of_step_instance_ids():
-    results = LoadSGGAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(0, 1, 0)]))
+    results = SGGLoadAnnotations()(scene([(0, 0, 10, 10), (20, 20, 40, 50)], [(0, 1, 0)]))
     results['gt_bboxes'] = results['gt_bboxes'][np.array([True, False])]
     with pytest.raises(RuntimeError, match='1 boxes but 2 gt_instances_ids'):
-        PackSGGInputs()(results)
+        SGGPackInputs()(results)
 
 
 def test_filter_duplicate_relations():
     relations = np.array([(0, 1, 0), (2, 0, 1), (0, 1, 2), (0, 1, 3), (2, 0, 1), (1, 2, 4)], np.int64)
     chosen = {0: [], 1: []}
-    transform = FilterDuplicateRelations()
+    transform = SGGFilterDuplicateRelations()
     for seed in range(300):
         np.random.seed(seed)
         kept = transform(dict(gt_relations=relations.copy()))['gt_relations']
@@ -142,7 +142,7 @@ def test_filter_duplicate_relations():
 
 def test_swap_predicates_on_flip():
     names = ('above', 'below', 'left of', 'near', 'on', 'right of')
-    swap = SwapPredicatesOnFlip(names, horizontal=[('left of', 'right of')], vertical=[('above', 'below')])
+    swap = SGGSwapPredicatesOnFlip(names, horizontal=[('left of', 'right of')], vertical=[('above', 'below')])
     relations = np.array([(0, 1, 0), (0, 1, 1), (0, 1, 2), (0, 1, 3), (0, 1, 4), (0, 1, 5)])
     expected = {None: [0, 1, 2, 3, 4, 5], 'horizontal': [0, 1, 5, 3, 4, 2], 'vertical': [1, 0, 2, 3, 4, 5],
                 'diagonal': [1, 0, 5, 3, 4, 2]}
@@ -151,13 +151,13 @@ def test_swap_predicates_on_flip():
             dict(flip=direction is not None, flip_direction=direction, gt_relations=relations.copy()))
         assert results['gt_relations'][:, 2].tolist() == predicates
     with pytest.raises(ValueError, match=r"\['behind'\] are not in predicates"):
-        SwapPredicatesOnFlip(names, horizontal=[('left of', 'behind')])
+        SGGSwapPredicatesOnFlip(names, horizontal=[('left of', 'behind')])
 
 
 def test_horizontal_flip_keeps_geometry_consistent():
     names = ('above', 'below', 'left of', 'near', 'on', 'right of')
-    pipeline = [LoadSGGAnnotations(), TRANSFORMS.build(dict(type='RandomFlip', prob=1.0)),
-                SwapPredicatesOnFlip(names, horizontal=[('left of', 'right of')]), PackSGGInputs()]
+    pipeline = [SGGLoadAnnotations(), TRANSFORMS.build(dict(type='RandomFlip', prob=1.0)),
+                SGGSwapPredicatesOnFlip(names, horizontal=[('left of', 'right of')]), SGGPackInputs()]
     results = scene([(0, 0, 20, 20), (60, 0, 80, 20)], [(0, 1, 2), (1, 0, 5)])
     for step in pipeline:
         results = step(results)
@@ -169,7 +169,9 @@ def test_horizontal_flip_keeps_geometry_consistent():
 # ----------------------------------------------------------------------------------------------------
 # Datasets with the config pipelines
 # ----------------------------------------------------------------------------------------------------
-toy = load_tool('tools/misc/make_toy_scenes.py')
+from speaq_mm.datasets import toy_scenes as toy  # noqa: E402
+
+toy_cli = load_tool('tools/misc/make_toy_scenes.py')
 
 
 @pytest.fixture(scope='module')
@@ -177,7 +179,7 @@ def toy_roots(tmp_path_factory):
     roots = {}
     for style in ('real', 'synthetic'):
         roots[style] = str(tmp_path_factory.mktemp(f'toy_{style}'))
-        toy.main([roots[style], '--num-train', '8', '--num-test', '3', '--style', style])
+        toy_cli.main([roots[style], '--num-train', '8', '--num-test', '3', '--style', style])
     return roots
 
 
@@ -284,11 +286,11 @@ def test_dataset_configs():
         for dataset in datasets:
             assert (dataset.type, dataset.data_root, dataset.source, dataset.get('sample_weight', 1.0),
                     dataset.num_val_images) == ('VGH5Dataset', root, source, 1.0, num_val)
-        assert [step['type'] for step in datasets[0].pipeline][-3:] == ['FilterEmptySGGInstances',
-                                                                       'FilterDuplicateRelations', 'PackSGGInputs']
+        assert [step['type'] for step in datasets[0].pipeline][-3:] == ['SGGFilterEmptyInstances',
+                                                                       'SGGFilterDuplicateRelations', 'SGGPackInputs']
         types = [step['type'] for step in datasets[2].pipeline]
-        assert types.index('LoadSGGAnnotations') > types.index('Resize') and 'FilterDuplicateRelations' not in types
-        assert cfg.val_evaluator == dict(type='SceneGraphMetric') and cfg.test_evaluator == cfg.val_evaluator
+        assert types.index('SGGLoadAnnotations') > types.index('Resize') and 'SGGFilterDuplicateRelations' not in types
+        assert cfg.val_evaluator == dict(type='SGGMetric') and cfg.test_evaluator == cfg.val_evaluator
     synthetic = Config.fromfile(osp.join(REPO_ROOT, 'configs', '_base_', 'datasets', 'synthetic_genome.py'))
     assert synthetic.train_dataloader.dataset.ann_file == 'augmented_from_refined.h5'
     assert synthetic.train_dataloader.dataset.image_data_file == 'image_data_new.json'

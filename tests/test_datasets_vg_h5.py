@@ -8,14 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from speaq_mm.datasets.vg_h5 import (
-    STATISTICS_KEYS,
-    VGFormatError,
-    VGH5Dataset,
-    concat_ranges,
-    encode_boxes,
-    read_vg_dicts,
-)
+from speaq_mm.datasets.vg_format import STATISTICS_KEYS, VGFormatError, concat_ranges, encode_boxes, read_vg_dicts
+from speaq_mm.datasets.vg_h5 import VGH5Dataset
 from tests.datasets_fixtures import BOXES_1024, CLASSES, PREDICATES, edit_h5, write_hand_dataset
 
 S200 = 200 / 1024

@@ -12,7 +12,7 @@ from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from speaq_mm.datasets.vg_h5 import write_vg_dataset
+from speaq_mm.datasets.vg_format import write_vg_dataset
 from speaq_mm.engine import load_run_config
 from speaq_mm.engine.hooks.vocabulary_check_hook import vocabulary_mismatches
 
@@ -96,9 +96,29 @@ def test_the_mix_quick_start_command_sets_what_it_says(tmp_path):
 
 def test_the_synthetic_mix_project_readme_shows_its_config():
     """Every statement the project README quotes from its config is in the config."""
-    text = snippet('projects/SyntheticMix/README.md', 'SourceSampleWeightRampHook')
+    text = snippet('projects/SyntheticMix/README.md', 'SGGSampleWeightRampHook')
     with open(osp.join(REPO, 'projects', 'SyntheticMix', 'configs', 'speaq_tiny_toy_real_json_synthetic.py')) as f:
         config = ' '.join(f.read().split())
     code = '\n'.join(line.split('  #')[0].rstrip() for line in text.splitlines())
     for statement in re.split(r'\n(?=\w)', code.strip()):
         assert ' '.join(statement.split()) in config, statement
+
+
+def test_documented_toy_commands_make_the_demo_data():
+    """Every toy-data command in docs/ and configs/ uses the style and seed that ``make demo`` generates with, so
+    following the docs gives the demo's datasets."""
+    import glob
+
+    from speaq_mm.apis.toy_demo import TOY_DATASETS
+    expected = {name: (style, seed) for name, style, seed in TOY_DATASETS}
+    found = 0
+    for path in glob.glob(osp.join(REPO, 'docs', '*.md')) + glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                                                                        recursive=True):
+        with open(path) as file:
+            for command in re.findall(r'make_toy_scenes\.py (data/(toy_\w+)[^\n`#]*)', file.read()):
+                args = shlex.split(command[0])
+                style = args[args.index('--style') + 1] if '--style' in args else 'real'
+                seed = int(args[args.index('--seed') + 1]) if '--seed' in args else 0
+                assert (style, seed) == expected[command[1]], f'{path}: {command[0]}'
+                found += 1
+    assert found >= 6

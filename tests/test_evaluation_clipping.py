@@ -13,9 +13,10 @@ clipped: dropped with its relation). The model predicts the in-image boxes exact
 import numpy as np
 from mmengine.evaluator import Evaluator
 
-from speaq_mm.evaluation import SceneGraphMetric, add_scene_graph_outputs
+from speaq_mm.evaluation import SGGMetric, add_scene_graph_outputs
 from speaq_mm.evaluation.records import check_record, record_from_data_sample
-from speaq_mm.evaluation.sgg_core import compute_image_stats, summarize_image_stats
+from speaq_mm.evaluation.sgg_core import compute_image_stats
+from speaq_mm.evaluation.sgg_summary import summarize_image_stats
 from tests.evaluation_fixtures import det_data_sample, make_record, run_tool
 
 META = {'classes': ('c0', 'c1', 'c2'), 'predicates': ('on', 'has')}
@@ -38,7 +39,7 @@ def test_the_record_is_clipped_and_the_empty_box_dropped_with_its_relation():
 
 
 def test_the_metric_scores_clipped_ground_truth():
-    evaluator = Evaluator([SceneGraphMetric(group_sizes=None, zeroshot_triplets=None)])
+    evaluator = Evaluator([SGGMetric(group_sizes=None, zeroshot_triplets=None)])
     evaluator.dataset_meta = META
     evaluator.process([det_data_sample(crossing_record(), ori_shape=(100, 100))])
     metrics = evaluator.evaluate(1)
@@ -56,7 +57,7 @@ def test_the_dump_carries_the_image_size_and_the_offline_tool_clips_the_same(tmp
     sample = det_data_sample(crossing_record(), ori_shape=(100, 100))
     record = record_from_data_sample(sample.to_dict())
     assert record['image_size'].tolist() == [100.0, 100.0]
-    evaluator = Evaluator([SceneGraphMetric(group_sizes=None, zeroshot_triplets=None)])
+    evaluator = Evaluator([SGGMetric(group_sizes=None, zeroshot_triplets=None)])
     evaluator.dataset_meta = META
     dump = tmp_path / 'preds.pkl'
     add_scene_graph_outputs(evaluator, dump_file=str(dump), meta_file=str(tmp_path / 'meta.json'))

@@ -2,19 +2,12 @@
 import numpy as np
 import pytest
 
-from speaq_mm.evaluation.sgg_core import (
-    box_iou_aligned,
-    compute_image_stats,
-    evaluation_settings,
-    format_summary,
-    frequency_groups,
-    iter_image_stats,
-    summarize_image_stats,
-)
+from speaq_mm.evaluation.sgg_core import box_iou_aligned, compute_image_stats, iter_image_stats
+from speaq_mm.evaluation.sgg_summary import evaluation_settings, format_summary, frequency_groups, summarize_image_stats
+from speaq_mm.testing import evaluation_oracle as oracle
 from tests.evaluation_fixtures import (
     NUM_PREDICATES,
     box,
-    load_benchmark,
     make_record,
     rank_boundary_record,
     score_rows,
@@ -169,8 +162,7 @@ def test_chunking_does_not_change_statistics():
 
 
 def test_vectorised_core_equals_the_loop_implementation_with_ties():
-    bench = load_benchmark()
-    records = bench.synthetic_chunk(seed=3, chunk_index=0, first_image=0, count=40, num_triplets=150)
+    records = oracle.synthetic_chunk(seed=3, chunk_index=0, first_image=0, count=40, num_triplets=150)
     for record in records:  # coarse scores create many ties, which the rankings must break identically
         record['pred_rel_scores'] = np.round(record['pred_rel_scores'] * 4) / 4
         record['pred_scores'] = np.round(record['pred_scores'] * 4) / 4
@@ -178,13 +170,13 @@ def test_vectorised_core_equals_the_loop_implementation_with_ties():
     seen = np.unique(np.concatenate([
         np.stack([r['gt_labels'][r['gt_relations'][:, 0]], r['gt_labels'][r['gt_relations'][:, 1]],
                   r['gt_relations'][:, 2]], axis=1) for r in records[::2]]), axis=0)
-    groups = frequency_groups(bench.train_statistics()[0])
+    groups = frequency_groups(oracle.train_statistics()[0])
     for compat in (False, True):
         settings = dict(topk=(5, 10, 20), seen_triplets=seen, predicate_groups=groups,
                         reference_compat=compat)
         stats = compute_image_stats(records, max_k=20)
-        fast = bench.flatten(summarize_image_stats(stats, num_predicates=bench.NUM_PREDICATES, **settings))
-        assert fast == bench.loop_metrics(records, **settings)
+        fast = oracle.flatten(summarize_image_stats(stats, num_predicates=oracle.NUM_PREDICATES, **settings))
+        assert fast == oracle.loop_metrics(records, **settings)
         assert fast['R@20'] > 0 and fast['ngR@20'] > 0 and fast['zR@20'] > 0  # the data does produce hits
 
 

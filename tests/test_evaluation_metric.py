@@ -1,4 +1,4 @@
-"""SceneGraphMetric and DumpSceneGraphResults through mmengine's Evaluator and Runner, and the progress bar."""
+"""SGGMetric and SGGDumpResults through mmengine's Evaluator and Runner, and the progress bar."""
 import io
 import json
 import pickle
@@ -13,10 +13,10 @@ from mmengine.evaluator import DumpResults, Evaluator
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
+from speaq_mm.engine.hooks import SGGEvaluationProgressHook
 from speaq_mm.evaluation import (
-    DumpSceneGraphResults,
-    SceneGraphMetric,
-    SceneGraphProgressHook,
+    SGGDumpResults,
+    SGGMetric,
     add_scene_graph_outputs,
     load_prediction_dump,
 )
@@ -81,7 +81,7 @@ def run(metrics, records, size=None, meta=META):
 
 def test_metric_values_through_the_evaluator(tmp_path):
     json_file = tmp_path / 'out' / 'metrics.json'
-    metrics = run([SceneGraphMetric(group_sizes=(1, 1), json_file=str(json_file))], sample_records())
+    metrics = run([SGGMetric(group_sizes=(1, 1), json_file=str(json_file))], sample_records())
     assert metrics['sgg/R@20'] == 0.75 and metrics['sgg/R@50'] == 1.0
     assert metrics['sgg/mR@20'] == 2 / 3 and metrics['sgg/mR@50'] == 1.0
     assert metrics['sgg/zR@20'] == 1.0 and metrics['sgg/ngR@20'] == 0.75
@@ -99,8 +99,8 @@ def test_runner_test_logs_the_tables_shows_progress_and_writes_the_outputs(tmp_p
         test_dataloader=dict(dataset=dict(type='SpeaQTestSceneGraphRecords'), batch_size=2, num_workers=0,
                              sampler=dict(type='DefaultSampler', shuffle=False),
                              collate_fn=dict(type='pseudo_collate')),
-        test_cfg=dict(type='TestLoop'), test_evaluator=dict(type='SceneGraphMetric', group_sizes=(1, 1)),
-        custom_hooks=[dict(type='SceneGraphProgressHook')])
+        test_cfg=dict(type='TestLoop'), test_evaluator=dict(type='SGGMetric', group_sizes=(1, 1)),
+        custom_hooks=[dict(type='SGGEvaluationProgressHook')])
     # What tools/test.py --out does.
     add_scene_graph_outputs(runner.test_evaluator, dump_file=str(tmp_path / 'test.pkl'),
                             json_file=str(tmp_path / 'test_metrics.json'), meta_file=str(tmp_path / 'test_meta.json'))
@@ -116,7 +116,7 @@ def test_runner_test_logs_the_tables_shows_progress_and_writes_the_outputs(tmp_p
 
 
 def test_padded_samples_are_dropped_and_results_stay_small():
-    metric = SceneGraphMetric()
+    metric = SGGMetric()
     records = sample_records()
     padded = records + [records[0]]  # DefaultSampler pads the last batch with samples from the start
     evaluator = Evaluator([metric])
@@ -125,7 +125,7 @@ def test_padded_samples_are_dropped_and_results_stay_small():
     assert len(metric.results) == 3
     assert sorted(metric.results[0]) == ['gt_triplets', 'img_id', 'max_k', 'num_pred_rels', 'num_predicates',
                                          'rank_graph', 'rank_no_graph']
-    assert evaluator.evaluate(2) == run([SceneGraphMetric()], records)
+    assert evaluator.evaluate(2) == run([SGGMetric()], records)
 
 
 def test_results_are_collected_once_across_two_ranks(tmp_path):
@@ -136,52 +136,52 @@ def test_results_are_collected_once_across_two_ranks(tmp_path):
     # fork: the ranks inherit the imported modules instead of importing mmdet again
     torch.multiprocessing.start_processes(distributed_metric_worker, nprocs=2, start_method='fork',
                                           args=(2, str(tmp_path / 'init'), str(out_file), records, META))
-    assert json.loads(out_file.read_text()) == run([SceneGraphMetric(group_sizes=(1, 1))], records)
+    assert json.loads(out_file.read_text()) == run([SGGMetric(group_sizes=(1, 1))], records)
 
 
 def test_reference_compat_skips_images_without_predictions():
     empty = make_record(3, [box(0, 0), box(50, 50)], [0, 1], [[0, 1, 0]], pairs=np.zeros((0, 2)),
                         rel_labels=[], rel_scores=np.zeros((0, 4)))
     records = sample_records() + [empty]
-    assert run([SceneGraphMetric()], records)['sgg/R@50'] == 2 / 3
-    assert run([SceneGraphMetric(reference_compat=True)], records)['sgg/R@50'] == 1.0
+    assert run([SGGMetric()], records)['sgg/R@50'] == 2 / 3
+    assert run([SGGMetric(reference_compat=True)], records)['sgg/R@50'] == 1.0
 
 
 def test_zero_shot_file_and_missing_metainfo(tmp_path):
     np.save(tmp_path / 'zs.npy', np.array([[0, 1, 2]]))
-    metrics = run([SceneGraphMetric(zeroshot_triplets=str(tmp_path / 'zs.npy'))], sample_records(),
+    metrics = run([SGGMetric(zeroshot_triplets=str(tmp_path / 'zs.npy'))], sample_records(),
                   meta={'predicates': META['predicates']})
     assert metrics['sgg/zR@20'] == 1.0 and 'sgg/head_mR@20' not in metrics
-    with pytest.raises(KeyError, match="SceneGraphMetric: zeroshot_triplets='train' needs .*'triplets'"):
-        SceneGraphMetric().dataset_meta = {'predicates': META['predicates']}
-    assert 'sgg/zR@20' not in run([SceneGraphMetric(zeroshot_triplets=None)], sample_records())
+    with pytest.raises(KeyError, match="SGGMetric: zeroshot_triplets='train' needs .*'triplets'"):
+        SGGMetric().dataset_meta = {'predicates': META['predicates']}
+    assert 'sgg/zR@20' not in run([SGGMetric(zeroshot_triplets=None)], sample_records())
 
 
 def test_bad_options_and_inputs_raise():
     with pytest.raises(ValueError, match='topk'):
-        SceneGraphMetric(topk=(0, 20))
+        SGGMetric(topk=(0, 20))
     with pytest.raises(ValueError, match='iou_thr'):
-        SceneGraphMetric(iou_thr=1.5)
+        SGGMetric(iou_thr=1.5)
     with pytest.raises(ValueError, match='group_sizes'):
-        SceneGraphMetric(group_sizes=(4,))
+        SGGMetric(group_sizes=(4,))
     with pytest.raises(FileNotFoundError, match='missing.npy'):
-        SceneGraphMetric(zeroshot_triplets='missing.npy')
+        SGGMetric(zeroshot_triplets='missing.npy')
     with pytest.raises(ValueError, match='different predicate counts'):
-        run([SceneGraphMetric()], sample_records(),
+        run([SGGMetric()], sample_records(),
             meta=dict(META, predicates=('on', 'has'), fg_rel_count=np.array([1, 2])))
     with pytest.raises(ValueError, match='unknown predicate'):
-        SceneGraphMetric(predicate_groups={'head': ['under']}).dataset_meta = META
+        SGGMetric(predicate_groups={'head': ['under']}).dataset_meta = META
 
 
 def test_registered_in_mmdet_registries():
-    assert isinstance(METRICS.build(dict(type='SceneGraphMetric', topk=(50,))), SceneGraphMetric)
-    assert isinstance(METRICS.build(dict(type='DumpSceneGraphResults', out_file_path='x.pkl')),
-                      DumpSceneGraphResults)
-    assert isinstance(HOOKS.build(dict(type='SceneGraphProgressHook')), SceneGraphProgressHook)
+    assert isinstance(METRICS.build(dict(type='SGGMetric', topk=(50,))), SGGMetric)
+    assert isinstance(METRICS.build(dict(type='SGGDumpResults', out_file_path='x.pkl')),
+                      SGGDumpResults)
+    assert isinstance(HOOKS.build(dict(type='SGGEvaluationProgressHook')), SGGEvaluationProgressHook)
 
 
 def test_dump_is_readable_by_the_offline_tool_with_the_same_metrics(tmp_path):
-    metric = SceneGraphMetric(group_sizes=(1, 1))
+    metric = SGGMetric(group_sizes=(1, 1))
     evaluator = Evaluator([metric])
     evaluator.dataset_meta = META
     dump, meta_file = tmp_path / 'test.pkl', tmp_path / 'test_meta.json'
@@ -204,7 +204,7 @@ def test_dump_is_readable_by_the_offline_tool_with_the_same_metrics(tmp_path):
 
 def test_raw_mmengine_dump_is_readable_too(tmp_path):
     raw = tmp_path / 'raw.pkl'
-    evaluator = Evaluator([])  # no SceneGraphMetric: the helper falls back to mmengine's DumpResults
+    evaluator = Evaluator([])  # no SGGMetric: the helper falls back to mmengine's DumpResults
     assert add_scene_graph_outputs(evaluator, dump_file=str(raw)) == 0
     assert type(evaluator.metrics[0]) is DumpResults
     evaluator.process([det_data_sample(r) for r in sample_records()])
@@ -216,16 +216,16 @@ def test_raw_mmengine_dump_is_readable_too(tmp_path):
 
 def test_entity_ap_of_exact_and_missed_detections():
     exact = two_object_record(1, predicate=0, hit_rank=0)
-    metrics = run([SceneGraphMetric(entity_ap=True)], [exact])
+    metrics = run([SGGMetric(entity_ap=True)], [exact])
     assert metrics['sgg/bbox_mAP'] == pytest.approx(1.0)
     shifted = two_object_record(2, predicate=0, hit_rank=0)
     shifted['pred_bboxes'] = shifted['pred_bboxes'] + 100  # no detection overlaps its GT box
-    assert run([SceneGraphMetric(entity_ap=True)], [shifted])['sgg/bbox_mAP'] == 0.0
+    assert run([SGGMetric(entity_ap=True)], [shifted])['sgg/bbox_mAP'] == 0.0
 
 
 def test_progress_bar_counts_test_images():
     stream = io.StringIO()
-    hook = SceneGraphProgressHook(file=stream)
+    hook = SGGEvaluationProgressHook(file=stream)
     runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=list(range(5))))
     hook.before_test_epoch(runner)
     for batch in range(3):  # 3 batches of 2 overshoot 5 images, as a padded sampler does

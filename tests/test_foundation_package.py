@@ -68,3 +68,21 @@ def test_print_config_takes_a_mix_ratio_by_source_name():
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert 'source_ratio=dict(real=0.5,synthetic=0.3)' in ''.join(result.stdout.split())
+
+
+def test_every_registered_name_follows_the_prefix_rule():
+    """README, "Configs and registries": SpeaQ, SGG or VG in front of every name speaq_mm registers."""
+    import importlib
+
+    import mmdet.registry as registries
+    from mmengine.registry import Registry
+
+    importlib.import_module('speaq_mm')
+    importlib.import_module('projects.SyntheticMix.synthetic_mix')
+    ours = []
+    for registry in vars(registries).values():
+        if isinstance(registry, Registry):
+            ours += [(name, module) for name, module in registry.module_dict.items()
+                     if module.__module__.startswith(('speaq_mm', 'projects.'))]
+    assert len(ours) >= 25
+    assert [name for name, _ in ours if not name.startswith(('SpeaQ', 'SGG', 'VG'))] == []

@@ -60,7 +60,7 @@ def test_save_and_resume_under_current_torch(tmp_path):
 
 
 def test_mmengine_default_loader_fails_without_our_fix(tmp_path):
-    """Guards the premise of speaq_mm.engine.checkpoint: if this starts passing, the override can go."""
+    """Guards the premise of workaround 1 in speaq_mm.engine.mmengine_compat: if this passes, revisit it."""
     config = write_toy_config(str(tmp_path), max_iters=2)
     work_dir = str(tmp_path / 'work')
     build_runner(load_run_config(config, work_dir=work_dir)).train()

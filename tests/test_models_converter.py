@@ -1,7 +1,6 @@
 """The reference checkpoint converter on fabricated state dicts with exactly the reference names and shapes,
 and the parameter count of the R-101 recipe."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -10,10 +9,10 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 
 import tests.models_fixtures  # noqa: F401  (registers speaq_mm; mmdet as the default scope)
+from tests.datasets_fixtures import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'model_converters'))
-import speaq_d2_to_mm as converter  # noqa: E402
+converter = load_tool('tools/model_converters/speaq_d2_to_mm.py')
 
 REFERENCE_PARAMETERS = 93_328_270  # "Number of Parameters" printed by the reference SpeaQ build
 
@@ -52,7 +51,7 @@ def test_r101_recipe_has_exactly_the_reference_parameters(speaq_r101):
 
 
 def test_iterative_sg_baseline_has_the_reference_baseline_parameters():
-    # Same code with 300 relation queries: 93,251,470 (reference_checkpoints.md, section 2.5).
+    # Same code with 300 relation queries: 93,251,470 (docs/model.md, "Pretrained weights and checkpoints").
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'iterative_sg.py'), import_custom_modules=False)
     model = MODELS.build(cfg.model)
     ours = [p for name, p in model.named_parameters()

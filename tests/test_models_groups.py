@@ -1,4 +1,4 @@
-"""Predicate groups and their query blocks (spec §2.2)."""
+"""Predicate groups and their query blocks (docs/model.md, "Query groups of the recipes")."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""SpeaQNonFiniteGuardHook in a real mmengine Runner: injected NaN losses and gradients skip the update."""
+"""The non-finite guard (SpeaQNonFiniteGuardOptimWrapper + SpeaQNonFiniteGuardHook) in a real mmengine Runner:
+injected NaN losses and gradients skip the update, and a normal run warns about nothing."""
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
@@ -29,7 +30,7 @@ class ScalarModel(BaseModel):
         return dict(loss=loss)
 
 
-def run(values, tmp_path, max_bad=3, name='run'):
+def run(values, tmp_path, max_bad=3, name='run', wrapper='SpeaQNonFiniteGuardOptimWrapper'):
     dataset = [dict(inputs=torch.tensor([v]), data_samples=BaseDataElement(metainfo=dict(img_path=f'img{i}.jpg')))
                for i, v in enumerate(values)]
     model = ScalarModel()
@@ -38,7 +39,8 @@ def run(values, tmp_path, max_bad=3, name='run'):
         train_dataloader=dict(dataset=dataset, sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1,
                               collate_fn=pseudo_collate, num_workers=0),
         train_cfg=dict(by_epoch=False, max_iters=len(values)),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
+        optim_wrapper=dict(type=wrapper, optimizer=dict(type='SGD', lr=0.05)),
+        param_scheduler=dict(type='ConstantLR', factor=1.0, by_epoch=False),
         custom_hooks=[dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=max_bad)],
         default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=1)),
         default_scope='mmdet', log_level='WARNING')
@@ -73,3 +75,14 @@ def test_bad_argument():
     from speaq_mm.engine.hooks import SpeaQNonFiniteGuardHook
     with pytest.raises(ValueError, match='max_consecutive_bad_steps'):
         SpeaQNonFiniteGuardHook(max_consecutive_bad_steps=0)
+
+
+def test_a_normal_run_warns_about_nothing(tmp_path, recwarn):
+    """The guard is an OptimWrapper subclass, so mmengine's scheduler still sees the optimizer step it wrapped."""
+    run([1.0, 0.5, 2.0], tmp_path, name='quiet')
+    assert [str(w.message) for w in recwarn if 'optimizer.step()' in str(w.message)] == []
+
+
+def test_a_wrapper_without_the_guard_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="optim_wrapper.type='SpeaQNonFiniteGuardOptimWrapper'"):
+        run([1.0], tmp_path, name='plain', wrapper='OptimWrapper')

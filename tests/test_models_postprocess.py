@@ -1,4 +1,5 @@
-"""SpeaQTripletPostProcessor: entity merging, triplet ranking and de-duplication (spec §4), any batch size."""
+"""SpeaQTripletPostProcessor: entity merging, triplet ranking and de-duplication (docs/model.md, "Inference"),
+any batch size."""
 import pytest
 import torch
 

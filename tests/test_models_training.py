@@ -1,19 +1,16 @@
-"""The tiny SpeaQ learns on toy scenes (a short version of tools/benchmarks/toy_convergence.py), and the demo
+"""The tiny SpeaQ learns on toy scenes (a short version of speaq_mm.apis.toy_demo's run), and the demo
 tooling writes its outputs."""
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 
+from speaq_mm.apis.toy_demo import train_and_evaluate
+from speaq_mm.datasets.toy_scenes import make_toy_scenes
 from speaq_mm.engine import build_runner, load_run_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-from make_toy_scenes import make_toy_scenes  # noqa: E402
-from toy_convergence import train_and_evaluate  # noqa: E402
 
 
 def data_options(root):

@@ -3,16 +3,12 @@
 The numbers themselves are measured by `make bench`, not here: these tests only check that every piece runs
 and that the table is well formed.
 """
-import os.path as osp
-import sys
-
 import pytest
 
-from tests.reliability_fixtures import REPO_ROOT
+from tests.datasets_fixtures import load_tool
 
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'benchmarks'))
-import bench_components  # noqa: E402
-import run_all  # noqa: E402
+bench_components = load_tool('tools/benchmarks/bench_components.py')
+run_all = load_tool('tools/benchmarks/run_all.py')
 
 
 def test_rows_give_median_min_max_and_failures():

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from speaq_mm.datasets.samplers import largest_remainder_counts
+from tests.datasets_fixtures import load_tool
 from tests.reliability_fixtures import (
     REAL_TEST,
     REAL_TRAIN,
@@ -39,7 +40,7 @@ def run_script(script, *args):
 
 @pytest.mark.slow
 def test_dist_train_and_test_on_two_cpu_processes(tmp_path, tmp_path_factory):
-    from tools.test import main as test_main
+    test_main = load_tool('tools/test.py').main
 
     folder = str(tmp_path)
     config = write_run_config(folder, shared_toy_data(tmp_path_factory), max_iters=MAX_ITERS, interval=INTERVAL,
@@ -89,5 +90,6 @@ def test_dist_train_and_test_on_two_cpu_processes(tmp_path, tmp_path_factory):
         [(str(REAL_TEST), str(REAL_TEST), '0')]
     test_main([config, checkpoint, '--work-dir', osp.join(folder, 'single_test'), *ONE_IMAGE_BATCHES])
     tests = [r['metrics'] for r in read_records(records, 0) if r['event'] == 'test']
-    assert len(tests) == 2 and tests[0] == tests[1] and 'sgg/R@50' in tests[0]
+    # Up to float32 rounding: two processes may sum a convolution in another order than one.
+    assert len(tests) == 2 and tests[0] == pytest.approx(tests[1], rel=1e-6, abs=1e-9) and 'sgg/R@50' in tests[0]
     assert tests[0]['probe/score'] > 0  # a metric that is not zero for an untrained model: the match means something

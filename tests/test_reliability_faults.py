@@ -17,10 +17,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from speaq_mm.datasets import VGFormatError
+from speaq_mm.datasets.transforms.loading import SGGLoadImageFromFile, UnreadableImageError
 from speaq_mm.engine import build_runner, load_run_config
 from speaq_mm.engine.hooks.checkpoint_compatibility_hook import CheckpointMismatchError
-from speaq_mm.engine.tolerant_loading import SGGLoadImageFromFile, UnreadableImageError
-from tests.datasets_fixtures import edit_h5
+from tests.datasets_fixtures import edit_h5, load_tool
 from tests.reliability_fixtures import (
     copy_toy_data,
     expected_batches,
@@ -80,7 +80,7 @@ def test_every_relation_filtered_out_of_the_dataset(tmp_path, damaged_data):
 def test_every_relation_filtered_out_by_the_pipeline(tmp_path, damaged_data):
     """A minimum box size that removes every box takes every relation with it: stopped, not trained on."""
     folder = str(tmp_path)
-    extra = 'train_pipeline[5] = dict(type="FilterEmptySGGInstances", min_size=10000)'  # in every dataset
+    extra = 'train_pipeline[5] = dict(type="SGGFilterEmptyInstances", min_size=10000)'  # in every dataset
     config = write_run_config(folder, damaged_data, max_iters=4, validate=False, extra=extra)
     assert Config.fromfile(config).train_dataloader.dataset.datasets[0].pipeline[5].min_size == 10000
     with pytest.raises(RuntimeError, match='iteration 2: the training batch has no ground-truth relation.*'
@@ -178,7 +178,7 @@ def _build_with(config, key, value):
     ('model.bbox_head.num_predicate', 6, 'SpeaQRelationHead'),
     ('model.decoder.num_layer', 2, 'SpeaQIterativeRelationDecoder'),
     ('model.train_cfg.assigner.one_to_mnay', 'dynamic', 'SpeaQTripletMatcher'),
-    ('train_dataloader.batch_sampler.source_ratoi', [0.5, 0.5], 'RatioBatchSampler'),
+    ('train_dataloader.batch_sampler.source_ratoi', [0.5, 0.5], 'SGGRatioBatchSampler'),
     ('default_hooks.non_finite_guard.max_consecutive_bad_step', 3, 'SpeaQNonFiniteGuardHook'),
     ('model.num_entity_querys', 8, 'SpeaQDetector'),
     ('train_dataloader.dataset.datasets.0.filter_empty_rel', False, 'VGH5Dataset'),
@@ -199,7 +199,7 @@ def test_config_typo_in_a_speaq_type_is_named(tmp_path, tmp_path_factory):
 
 @pytest.mark.slow
 def test_checkpoint_with_other_query_counts_lists_the_mismatched_keys(tmp_path, tmp_path_factory):
-    from tools.test import main as test_main
+    test_main = load_tool('tools/test.py').main
 
     folder = str(tmp_path)
     config = write_run_config(folder, shared_toy_data(tmp_path_factory), validate=False)

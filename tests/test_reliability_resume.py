@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmengine.optim.scheduler import LinearLR, MultiStepLR
 
 from speaq_mm.engine.atomic_io import find_partial_files
+from tests.datasets_fixtures import load_tool
 from tests.reliability_fixtures import (
     BEST_KEY,
     REPO_ROOT,
@@ -60,7 +61,7 @@ def assert_every_checkpoint_complete(work):
 
 @pytest.mark.slow
 def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, tmp_path_factory):
-    from tools.train import main as train_main
+    train_main = load_tool('tools/train.py').main
 
     roots = copy_toy_data(shared_toy_data(tmp_path_factory), str(tmp_path / 'data'))
     folder = str(tmp_path)
@@ -217,7 +218,7 @@ def test_resuming_another_runs_checkpoint_never_touches_its_files(tmp_path, tmp_
     """``--resume OTHER/iter_N.pth`` into a new work dir: a new best checkpoint there must not delete the other
     run's best one, even when the checkpoint records its path as absolute (as mmengine's own hook does)."""
     from tests.test_safety_overwrite import snapshot
-    from tools.train import main as train_main
+    train_main = load_tool('tools/train.py').main
 
     roots = shared_toy_data(tmp_path_factory)
     first = write_run_config(str(tmp_path / 'first'), roots, max_iters=2, interval=2, validate=True)

@@ -26,7 +26,7 @@ SHIPPED_RECIPES = ['configs/toy/speaq_tiny_toy_mix.py', 'configs/toy/speaq_tiny_
                    'configs/iterative_sg.py', 'configs/detr_r101_vg150.py',
                    'projects/SyntheticMix/configs/speaq_tiny_toy_real_json_synthetic.py']
 REQUIRED_HOOKS = {'train_statistics': 'SpeaQTrainStatisticsHook', 'non_finite_guard': 'SpeaQNonFiniteGuardHook',
-                  'source_mix': 'SourceMixHook', 'checkpoint_check': 'SpeaQCheckpointCompatibilityHook',
+                  'source_mix': 'SGGSourceMixHook', 'checkpoint_check': 'SpeaQCheckpointCompatibilityHook',
                   'vocabulary_check': 'SpeaQVocabularyCheckHook',
                   'empty_relations_guard': 'SpeaQEmptyRelationsGuardHook'}
 

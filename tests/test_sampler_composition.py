@@ -1,4 +1,4 @@
-"""RatioBatchSampler: exact global composition, per-rank balance, rotation and per-source passes."""
+"""SGGRatioBatchSampler: exact global composition, per-rank balance, rotation and per-source passes."""
 import math
 
 import numpy as np
@@ -128,8 +128,8 @@ def test_three_sources_and_unnormalised_weights():
 def test_seed_defaults_to_the_runner_sampler_seed():
     from mmengine.dataset import DefaultSampler
 
-    from speaq_mm.datasets.samplers import RatioBatchSampler
+    from speaq_mm.datasets.samplers import SGGRatioBatchSampler
     dataset = make_sources(SIZES)
-    sampler = RatioBatchSampler(DefaultSampler(dataset, seed=123), 4, [0.5, 0.5])
+    sampler = SGGRatioBatchSampler(DefaultSampler(dataset, seed=123), 4, [0.5, 0.5])
     assert sampler.seed == 123
     assert (sampler.rank, sampler.world_size) == (0, 1)  # get_dist_info() outside a process group

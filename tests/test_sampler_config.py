@@ -80,13 +80,13 @@ def draw(dataset, loaders, num_batches):
 
 def test_default_mix_settings(toy_roots):
     cfg = load_mix(toy_mix_options(toy_roots))
-    assert cfg.train_dataloader.batch_sampler.type == 'RatioBatchSampler'
+    assert cfg.train_dataloader.batch_sampler.type == 'SGGRatioBatchSampler'
     assert cfg.train_dataloader.batch_sampler.source_ratio == dict(real=0.7, synthetic=0.3)
     assert cfg.train_dataloader.dataset.sample_weights == dict(real=1.0, synthetic=0.5)
     assert [d.source for d in cfg.train_dataloader.dataset.datasets] == ['real', 'synthetic']
     assert cfg.train_dataloader.dataset.statistics_sources == ['real']
     recipe = load_run_config(TOY_MIX_RECIPE, work_dir='unused')
-    assert recipe.default_hooks.source_mix == dict(type='SourceMixHook')
+    assert recipe.default_hooks.source_mix == dict(type='SGGSourceMixHook')
     assert 'custom_hooks' not in recipe
 
 

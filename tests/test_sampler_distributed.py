@@ -53,6 +53,6 @@ def test_two_gloo_ranks_draw_exact_disjoint_batches(tmp_path):
         assert all(set(images) == set(passes[0]) for images in passes)
         tail = stream[len(passes) * size:]
         assert len(set(tail)) == len(tail)
-    # SourceMixHook logs the global fractions (reduced over both ranks), not each rank's own 4:1 or 3:2.
+    # SGGSourceMixHook logs the global fractions (reduced over both ranks), not each rank's own 4:1 or 3:2.
     assert all(log == {'real': 0.7, 'synthetic': 0.3} for rank_logs in drawn['logged_fractions']
                for log in rank_logs)

@@ -2,13 +2,14 @@
 import pytest
 from mmengine.dataset import DefaultSampler
 
-from speaq_mm.datasets.samplers import RatioBatchSampler, SGGConcatDataset
+from speaq_mm.datasets import SGGConcatDataset
+from speaq_mm.datasets.samplers import SGGRatioBatchSampler
 from tests.sampler_fixtures import SamplerTestSource, make_sources, ratio_samplers
 
 
 def test_needs_a_concat_dataset():
     with pytest.raises(TypeError, match='ConcatDataset'):
-        RatioBatchSampler(DefaultSampler(SamplerTestSource(5, 'real'), seed=0), 2, [1.0])
+        SGGRatioBatchSampler(DefaultSampler(SamplerTestSource(5, 'real'), seed=0), 2, [1.0])
 
 
 @pytest.mark.parametrize('ratios, message', [
@@ -71,7 +72,7 @@ def test_bad_sampler_arguments(kwargs, message):
     args = dict(batch_size=4, rank=0, world_size=1)
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        RatioBatchSampler(DefaultSampler(make_sources(), seed=0), source_ratio=[0.5, 0.5], **args)
+        SGGRatioBatchSampler(DefaultSampler(make_sources(), seed=0), source_ratio=[0.5, 0.5], **args)
 
 
 def test_resume_state_with_other_sources_is_refused():

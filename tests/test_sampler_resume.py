@@ -1,4 +1,4 @@
-"""Resume continues the batches: in the sampler alone; through mmengine's Runner with SourceMixHook."""
+"""Resume continues the batches: in the sampler alone; through mmengine's Runner with SGGSourceMixHook."""
 import copy
 import os.path as osp
 
@@ -61,7 +61,7 @@ def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, check
             batch_size=batch_size,
             num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False),
-            batch_sampler=dict(type='RatioBatchSampler', source_ratio=[0.7, 0.3],
+            batch_sampler=dict(type='SGGRatioBatchSampler', source_ratio=[0.7, 0.3],
                                infinite=loop is None),
             dataset=dict(type='SGGConcatDataset', datasets=[
                 dict(type='SamplerTestSource', size=SIZES[0], source='real', sample_weight=1.0),
@@ -72,7 +72,7 @@ def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, check
             logger=dict(type='LoggerHook', interval=1),
             checkpoint=dict(type='CheckpointHook', interval=checkpoint_interval, by_epoch=loop is not None),
             sampler_seed=dict(type='DistSamplerSeedHook')),
-        custom_hooks=[dict(type='SourceMixHook'), dict(type='SpeaQExactResumeHook')] if hooks else [],
+        custom_hooks=[dict(type='SGGSourceMixHook'), dict(type='SpeaQExactResumeHook')] if hooks else [],
         log_processor=dict(by_epoch=loop is not None),
         randomness=dict(seed=seed)))
 

@@ -1,5 +1,5 @@
 """SGGConcatDataset: which sources' train statistics reach the metainfo the loss reweighting reads."""
-from speaq_mm.datasets.samplers import SGGConcatDataset, combine_statistics, source_names
+from speaq_mm.datasets import SGGConcatDataset, combine_statistics, source_names
 from tests.sampler_fixtures import SamplerTestSource
 
 

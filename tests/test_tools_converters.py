@@ -14,7 +14,7 @@ from tests.tools_fixtures import NUM_VAL_IMAGES, project_run, toy_run
 
 json_to_vg_tool = load_tool('tools/dataset_converters/json_to_vg.py')
 vg_to_json_tool = load_tool('tools/dataset_converters/vg_to_json.py')
-scene_graph_json = load_tool('tools/dataset_converters/scene_graph_json.py')
+from speaq_mm.datasets import scene_graph_json  # noqa: E402
 
 
 def dataset(root, split, **kwargs):

@@ -62,7 +62,7 @@ def demo(photos, tmp_path_factory):
 
 
 def expected_size(width, height):
-    """The drawing size SceneGraphLocalVisualizer's defaults give an image (row 400-720 px high)."""
+    """The drawing size SGGLocalVisualizer's defaults give an image (row 400-720 px high)."""
     scale = min(max(height, 400), 720) / height
     scale = min(scale, 1200 / width)
     row = max(round(height * scale), 400)
@@ -155,4 +155,4 @@ def test_inference_pipeline_drops_annotation_loading():
     from mmengine.config import Config
     pipeline = image_demo.inference_pipeline(Config.fromfile(TOY_MIX_CONFIG))
     names = [type(step).__name__ for step in pipeline.transforms]
-    assert names == ['LoadImageFromNDArray', 'Resize', 'PackSGGInputs']
+    assert names == ['LoadImageFromNDArray', 'Resize', 'SGGPackInputs']

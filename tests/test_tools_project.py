@@ -21,7 +21,7 @@ def test_config_mixes_the_converted_set_through_the_project_module():
     assert (real.source, synthetic.source) == ('real', 'synthetic')
     assert synthetic.data_root == 'data/synthetic_mix/vg/' and synthetic.num_val_images == 0
     assert cfg.train_dataloader.batch_sampler.source_ratio == dict(real=0.7, synthetic=0.3)
-    assert cfg.custom_hooks == [dict(type='SourceSampleWeightRampHook', source='synthetic', start_factor=1.0,
+    assert cfg.custom_hooks == [dict(type='SGGSampleWeightRampHook', source='synthetic', start_factor=1.0,
                                      end_factor=0.2)]
     assert {'source_mix', 'train_statistics', 'non_finite_guard'} <= set(cfg.default_hooks)  # from the runtime
     assert cfg.train_cfg.max_iters == 400
@@ -53,7 +53,7 @@ def hook_module():
 
 
 def test_ramp_factor_and_bad_settings():
-    hook_cls = hook_module().SourceSampleWeightRampHook
+    hook_cls = hook_module().SGGSampleWeightRampHook
     hook = hook_cls(source='synthetic', start_factor=1.0, end_factor=0.0, begin=10, end=20)
     assert [hook.factor(i, 100) for i in (0, 10, 15, 20, 50)] == [1.0, 1.0, 0.5, 0.0, 0.0]
     assert hook_cls(start_factor=2.0, end_factor=1.0).factor(50, 100) == 1.5  # end: the run's last iteration
@@ -64,7 +64,7 @@ def test_ramp_factor_and_bad_settings():
 
 
 def test_hook_reweights_only_its_source_and_checks_it_exists():
-    hook = hook_module().SourceSampleWeightRampHook(source='synthetic', start_factor=1.0, end_factor=0.0)
+    hook = hook_module().SGGSampleWeightRampHook(source='synthetic', start_factor=1.0, end_factor=0.0)
     samples = []
     for source, weight in (('real', 1.0), ('synthetic', 0.5)):
         sample = DetDataSample()

@@ -179,3 +179,19 @@ def test_bad_inputs_name_the_problem(run, tmp_path):
 def test_default_output_folder_is_beside_the_log(run):
     assert vis_train_log.default_out_dir(run.scalars) == osp.join(osp.dirname(run.scalars), 'vis_train_log')
     assert vis_train_log.default_out_dir(run.work_dir) == osp.join(run.work_dir, 'vis_train_log')
+
+
+def test_text_log_of_a_session_reads_its_scalars(run, tmp_path):
+    """``--log-file WORK_DIR/<ts>/<ts>.log``, as the original README passes it."""
+    session = osp.dirname(osp.dirname(run.scalars))
+    text_log = osp.join(session, osp.basename(session) + '.log')
+    assert osp.isfile(text_log)
+    assert vis_train_log.find_scalar_logs(text_log) == [run.scalars]
+    result = vis_train_log.main(['--log-file', text_log, '--out-dir', str(tmp_path)])
+    rows = {(row['kind'], row['key']): row for row in result['summary']}
+    assert rows[('train', 'loss')]['last_iter'] == TRAIN_ITERS
+    lonely = tmp_path / 'lonely' / 'lonely.log'
+    lonely.parent.mkdir()
+    lonely.write_text('2026/01/01 00:00:00 - mmengine - INFO - no scalars here\n')
+    with pytest.raises(FileNotFoundError, match='a text log, but its session has no'):
+        vis_train_log.find_scalar_logs(str(lonely))

@@ -1,4 +1,4 @@
-"""SceneGraphLocalVisualizer: drawings made by tools/test.py --show-dir on the shared toy run, and direct use."""
+"""SGGLocalVisualizer: drawings made by tools/test.py --show-dir on the shared toy run, and direct use."""
 import glob
 import os.path as osp
 
@@ -10,7 +10,7 @@ from mmdet.registry import VISUALIZERS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from speaq_mm.visualization import GUTTER_COLOUR, SceneGraphLocalVisualizer, select_triplets
+from speaq_mm.visualization import GUTTER_COLOUR, SGGLocalVisualizer, select_triplets
 from speaq_mm.visualization.scene_graph_visualizer import GUTTER_WIDTH, compact_graph, label_positions
 from tests.tools_fixtures import NUM_TEST_IMAGES, assert_drawing, panel_grid, read_png, toy_run
 
@@ -19,7 +19,7 @@ PREDICATES = ('above', 'below', 'left of', 'near', 'on', 'right of')
 
 
 def make_visualizer(**kwargs):
-    visualizer = SceneGraphLocalVisualizer(name=f'test_{len(kwargs)}_{id(kwargs)}', **kwargs)
+    visualizer = SGGLocalVisualizer(name=f'test_{len(kwargs)}_{id(kwargs)}', **kwargs)
     visualizer.dataset_meta = dict(classes=CLASSES, predicates=PREDICATES)
     return visualizer
 
@@ -120,12 +120,12 @@ def test_grey_images_are_drawn_in_colour():
 
 
 def test_registered_in_mmdet_visualizers_and_needs_names():
-    visualizer = VISUALIZERS.build(dict(type='SceneGraphLocalVisualizer', name='registry_check', topk=5))
-    assert isinstance(visualizer, SceneGraphLocalVisualizer) and visualizer.topk == 5
+    visualizer = VISUALIZERS.build(dict(type='SGGLocalVisualizer', name='registry_check', topk=5))
+    assert isinstance(visualizer, SGGLocalVisualizer) and visualizer.topk == 5
     with pytest.raises(KeyError, match='dataset_meta has no "classes"'):
         visualizer.add_datasample('x', toy_image(), make_sample())
     with pytest.raises(ValueError, match='row_height'):
-        SceneGraphLocalVisualizer(name='bad_rows', row_height=(500, 400))
+        SGGLocalVisualizer(name='bad_rows', row_height=(500, 400))
 
 
 def test_select_and_compact_keep_order_and_renumber_entities():
@@ -153,7 +153,7 @@ def test_labels_of_boxes_sharing_a_corner_do_not_overlap():
 
 def test_without_out_file_the_drawing_goes_to_the_vis_backends(tmp_path):
     # What DetVisualizationHook does during validation: add_datasample(name, image, sample, step=...).
-    visualizer = SceneGraphLocalVisualizer(name='backend_check', vis_backends=[dict(type='LocalVisBackend')],
+    visualizer = SGGLocalVisualizer(name='backend_check', vis_backends=[dict(type='LocalVisBackend')],
                                            save_dir=str(tmp_path))
     visualizer.dataset_meta = dict(classes=CLASSES, predicates=PREDICATES)
     drawing = visualizer.add_datasample('val_img', toy_image(), make_sample(), step=7)

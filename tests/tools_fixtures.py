@@ -2,7 +2,7 @@
 
 ``toy_run()`` generates small toy real/synthetic datasets, trains the `make demo` recipe
 (``configs/toy/speaq_tiny_toy_mix.py``) for a few iterations with validation, and tests the last checkpoint
-with ``tools/test.py --out --show-dir`` drawing through ``SceneGraphLocalVisualizer``. ``project_run()``
+with ``tools/test.py --out --show-dir`` drawing through ``SGGLocalVisualizer``. ``project_run()``
 converts a synthetic scene graph JSON set with the project's tools and trains and tests
 ``projects/SyntheticMix``'s config on it. Both are memoised, so every test module shares one of each.
 ``panel_grid()`` and ``figure_panels()`` count the panels of drawings and of matplotlib figures.
@@ -27,7 +27,7 @@ BATCH_SIZE = 4  # 3 real + 1 synthetic at the recipe's 0.7 / 0.3
 NUM_VAL_IMAGES = 8
 NUM_TEST_IMAGES = 6
 PROJECT_ITERS = 4
-FIGURE_BACKGROUND = load_tool('tools/analysis/figure_style.py').FIGURE_BACKGROUND_RGB
+from speaq_mm.visualization.figure_style import FIGURE_BACKGROUND_RGB as FIGURE_BACKGROUND  # noqa: E402
 
 _CACHE: Dict[str, object] = {}
 
@@ -59,7 +59,7 @@ def tool_test_options(real_root: str, name: str) -> dict:
     return dict(loader_options('test'), **{
         'test_dataloader.dataset.data_root': real_root + '/',
         'test_dataloader.dataset.num_val_images': NUM_VAL_IMAGES,
-        'visualizer.type': 'SceneGraphLocalVisualizer',
+        'visualizer.type': 'SGGLocalVisualizer',
         'visualizer.name': name,
         'default_hooks.visualization.score_thr': 0.0,
     })
@@ -101,8 +101,8 @@ class ToyRun:
 
 def _make_toy_run(root: str) -> ToyRun:
     import speaq_mm.visualization  # noqa: F401  (until speaq_mm imports it itself)
+    from speaq_mm.datasets.toy_scenes import make_toy_scenes
     from speaq_mm.engine import build_runner, load_run_config
-    make_toy_scenes = load_tool('tools/misc/make_toy_scenes.py').make_toy_scenes
     real_root, synthetic_root = osp.join(root, 'toy_real'), osp.join(root, 'toy_synthetic')
     make_toy_scenes(real_root, num_train=NUM_VAL_IMAGES + 24, num_test=NUM_TEST_IMAGES, seed=3)
     make_toy_scenes(synthetic_root, num_train=NUM_VAL_IMAGES + 12, num_test=0, style='synthetic', seed=4)

@@ -24,11 +24,12 @@ pinned() { sed -n "s/^$1==\([^[:space:]]*\).*/\1/p" requirements/constraints.txt
 MMCV=$(pinned mmcv) MMENGINE=$(pinned mmengine) MMDET=$(pinned mmdet)
 
 # One probe for the common case: everything already installed, speaq_mm editable from this checkout (run
-# outside the checkout, so that only the installed speaq_mm can be imported).
+# outside the checkout, so that only what the install put on sys.path can be imported).
 if (cd / && "$PYTHON" - >/dev/null 2>&1) <<PY
 import os
 import setuptools, pkg_resources, torch, mmengine, mmdet, mmcv, mmcv._ext
 import h5py, scipy, matplotlib, pycocotools, pytest, ruff, skimage, tqdm, speaq_mm
+import projects.SyntheticMix.synthetic_mix  # the checkout itself is on sys.path (setup.py, package_dir)
 assert int(setuptools.__version__.split('.')[0]) < 82
 assert (mmcv.__version__, mmengine.__version__, mmdet.__version__) == ('$MMCV', '$MMENGINE', '$MMDET')
 assert os.path.realpath(speaq_mm.__file__) == os.path.join(os.path.realpath('$ROOT'), 'speaq_mm', '__init__.py')

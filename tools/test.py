@@ -1,11 +1,8 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``."""
 import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for projects.* imports
 
 
 def parse_args(argv=None):
@@ -46,7 +43,7 @@ def main(argv=None):
         visualization.update(draw=True, test_out_dir=args.show_dir)
     if args.out and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must name a .pkl file, got {args.out}')
-    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SceneGraphProgressHook')]
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SGGEvaluationProgressHook')]
     runner = build_runner(cfg)
     if args.out:
         stem = os.path.splitext(args.out)[0]

@@ -1,11 +1,8 @@
 """Train a speaq_mm model from a config: ``python tools/train.py CONFIG [options]``."""
 import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for projects.* imports
 
 
 def parse_args(argv=None):
@@ -41,8 +38,10 @@ def main(argv=None):
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.resume is None and not args.overwrite:
         check_work_dir_is_free(cfg.work_dir)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    if args.amp:  # keeps the non-finite guard of the shipped optimizer wrappers
+        guarded = cfg.optim_wrapper.get('type') in ('SpeaQNonFiniteGuardOptimWrapper',
+                                                    'SpeaQNonFiniteGuardAmpOptimWrapper')
+        cfg.optim_wrapper.type = 'SpeaQNonFiniteGuardAmpOptimWrapper' if guarded else 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

@@ -11,7 +11,7 @@ default_hooks = dict(
     # Writes, then points last_checkpoint at, then retires: a crash mid-save never leaves no checkpoint.
     checkpoint=dict(type='SpeaQCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    # score_thr applies to triplet scores with SceneGraphLocalVisualizer; 0 keeps every top-K triplet.
+    # score_thr applies to triplet scores with SGGLocalVisualizer; 0 keeps every top-K triplet.
     visualization=dict(type='DetVisualizationHook', score_thr=0.0),
     # The safeguards every recipe needs, here so that no config has to list them (and none can lose them by
     # setting its own custom_hooks). mmengine merges default_hooks by name: change one with
@@ -22,7 +22,7 @@ default_hooks = dict(
     # Skips an update whose loss or gradient is not finite; stops after max_consecutive_bad_steps in a row.
     non_finite_guard=dict(type='SpeaQNonFiniteGuardHook', max_consecutive_bad_steps=10),
     # With several sources: logs source_frac_<name> / source_weight_<name>; keeps the sampler state on resume.
-    source_mix=dict(type='SourceMixHook'),
+    source_mix=dict(type='SGGSourceMixHook'),
     # Refuses a checkpoint whose tensors do not fit the model, or that shares too few keys with it.
     checkpoint_check=dict(type='SpeaQCheckpointCompatibilityHook', min_matched_share=0.5),
     # Refuses a model whose class or predicate count differs from the dataset's vocabulary.
@@ -41,7 +41,7 @@ env_cfg = dict(
 
 vis_backends = [dict(type='LocalVisBackend')]
 # Draws the boxes and the top triplets as a graph (tools/test.py --show-dir, docs/tools.md).
-visualizer = dict(type='SceneGraphLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='SGGLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 

@@ -1,5 +1,8 @@
 """Datasets, transforms and samplers; each registers into mmdet's registries on import."""
 from . import samplers, transforms  # noqa: F401
-from .vg_h5 import STATISTICS_KEYS, VG_CORRUPTED_IMAGE_IDS, VGFormatError, VGH5Dataset
+from .sgg_concat_dataset import SGGConcatDataset, combine_statistics, source_names
+from .vg_format import STATISTICS_KEYS, VG_CORRUPTED_IMAGE_IDS, VGFormatError
+from .vg_h5 import VGH5Dataset
 
-__all__ = ['STATISTICS_KEYS', 'VG_CORRUPTED_IMAGE_IDS', 'VGFormatError', 'VGH5Dataset']
+__all__ = ['SGGConcatDataset', 'combine_statistics', 'source_names', 'STATISTICS_KEYS', 'VG_CORRUPTED_IMAGE_IDS',
+           'VGFormatError', 'VGH5Dataset']

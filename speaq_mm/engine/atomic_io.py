@@ -7,8 +7,8 @@ folder, is flushed and fsynced, and is renamed over the final name with ``os.rep
 POSIX file systems. A failed write removes its temporary file and raises :class:`AtomicWriteError` naming the
 file, the reason and the free space left; the file that was there before is untouched.
 
-Importing this module makes it mmengine's backend for local paths (``register_backend('local', ...,
-force=True)``), so ``Runner.save_checkpoint``, ``mmengine.dump`` and everything else that writes through
+``import speaq_mm`` makes ``AtomicLocalBackend`` (``speaq_mm.engine.mmengine_compat``) mmengine's backend
+for local paths, so ``Runner.save_checkpoint``, ``mmengine.dump`` and everything else that writes through
 ``mmengine.fileio`` become atomic. ``CheckpointHook`` writes its ``last_checkpoint`` pointer with a plain
 ``open``; :class:`speaq_mm.engine.hooks.SpeaQCheckpointHook` writes it through :func:`atomic_write` instead.
 """
@@ -21,8 +21,6 @@ import shutil
 import socket
 import tempfile
 from typing import Union
-
-from mmengine.fileio.backends import LocalBackend, register_backend
 
 # Temporary files are named ``.<final name>.<random>.partial`` next to the final file.
 PARTIAL_SUFFIX = '.partial'
@@ -202,23 +200,3 @@ def remove_stale_partial_files(directory: str, is_ours=lambda name: True) -> lis
             os.remove(partial)
             removed.append(partial)
     return removed
-
-
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put`` and ``put_text`` (see the module docstring)."""
-
-    def put(self, obj: bytes, filepath) -> None:
-        """Write bytes to ``filepath`` atomically."""
-        atomic_write(obj, str(filepath))
-
-    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        """Write text to ``filepath`` atomically."""
-        atomic_write(obj, str(filepath), encoding=encoding)
-
-
-def register_atomic_local_backend() -> None:
-    """Make :class:`AtomicLocalBackend` mmengine's backend for paths without a scheme prefix."""
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-
-
-register_atomic_local_backend()

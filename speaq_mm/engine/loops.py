@@ -3,7 +3,7 @@
 mmengine 0.10.7's ``IterBasedTrainLoop`` resumes by drawing and discarding every batch already trained on,
 through the full load / augment / collate pipeline: minutes to hours at a late iteration, on every resume.
 ``SpeaQIterBasedTrainLoop`` keeps mmengine's loop and only changes what those discarded draws cost: the batch
-sampler is moved to the resumed batch at the index level (``resume_at``, which ``RatioBatchSampler`` does in
+sampler is moved to the resumed batch at the index level (``resume_at``, which ``SGGRatioBatchSampler`` does in
 constant time and ``SGGAspectRatioBatchSampler`` from indices alone), and the discarded draws return nothing.
 A batch sampler without ``resume_at`` falls back to mmengine's replay, with a warning.
 """
@@ -13,8 +13,9 @@ from mmdet.registry import LOOPS
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 
-# The iterator IterBasedTrainLoop itself uses; it restarts the dataloader at each epoch end.
-from mmengine.runner.loops import _InfiniteDataloaderIterator
+# The iterator IterBasedTrainLoop itself uses (private in mmengine 0.10.7); it restarts the dataloader at each
+# epoch end.
+from .mmengine_compat import InfiniteDataloaderIterator
 
 
 @LOOPS.register_module()
@@ -59,9 +60,9 @@ class _SkipTrainedBatches:
     def _move_the_stream(self):
         dataloader = self.loop.dataloader
         batch_sampler = getattr(dataloader, 'batch_sampler', None)
-        if not hasattr(batch_sampler, 'resume_at'):
+        if not hasattr(batch_sampler, 'resume_at') or InfiniteDataloaderIterator is None:
             print_log(f'{type(batch_sampler).__name__} cannot start at a given batch: resuming by loading and '
-                      f'discarding the {self.count} batches already trained on (use RatioBatchSampler or '
+                      f'discarding the {self.count} batches already trained on (use SGGRatioBatchSampler or '
                       'SGGAspectRatioBatchSampler to skip them)', logger='current', level=logging.WARNING)
             return
         epoch = batch_sampler.resume_at(self.count)
@@ -69,7 +70,7 @@ class _SkipTrainedBatches:
         old = getattr(self.replay, '_iterator', None)
         if not getattr(dataloader, 'persistent_workers', False) and hasattr(old, '_shutdown_workers'):
             old._shutdown_workers()
-        self.resumed = _InfiniteDataloaderIterator(dataloader)
+        self.resumed = InfiniteDataloaderIterator(dataloader)
         self.resumed._epoch = epoch  # so that the next epoch end continues the count
         self.replay = None
         print_log(f'resuming at batch {self.count} (epoch {epoch} of the batch sampler): the trained batches are '

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .launch import prepare_launch
+from .mmengine_compat import drop_disabled_default_hooks, prepare_launch
 
 # The top-level keys mmengine's Runner (and speaq_mm's tools) read. Any other top-level key of a config is a
 # variable of the config file: its value was copied into the keys that use it when the file was read.
@@ -17,9 +17,6 @@ RUNTIME_KEYS = frozenset((
     'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'load_from', 'resume', 'launcher',
     'env_cfg', 'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'custom_imports',
     'find_unused_parameters', 'model_wrapper_cfg', 'compile', 'strategy', 'runner_type', 'cfg'))
-# The default hooks mmengine itself knows; only these may be switched off with None (see load_run_config).
-MMENGINE_DEFAULT_HOOKS = frozenset(('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
-                                    'checkpoint'))
 
 
 def read_config(config_path, cfg_options=None):
@@ -37,9 +34,7 @@ def read_config(config_path, cfg_options=None):
         refuse_misspelt_keys(cfg, cfg_options, config_path)
         refuse_used_variable_overrides(cfg, cfg_options, config_path)
         cfg.merge_from_dict(cfg_options)
-    for name, hook in list((cfg.get('default_hooks') or {}).items()):
-        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
-            del cfg.default_hooks[name]
+    drop_disabled_default_hooks(cfg)
     return cfg
 
 

@@ -1,12 +1,12 @@
-"""Scene graph evaluation: the registered ``SceneGraphMetric`` and dump metric, a test progress bar, and the
+"""Scene graph evaluation: the registered ``SGGMetric`` and dump metric, a test progress bar, and the
 numpy core (``sgg_core``, ``records``) that the offline tool shares. See ``docs/evaluation.md``."""
-from .progress import SceneGraphProgressHook
 from .records import load_prediction_dump, load_zeroshot_triplets, record_from_data_sample
-from .sgg_core import compute_image_stats, evaluation_settings, format_summary, summarize_image_stats
-from .sgg_metric import DumpSceneGraphResults, SceneGraphMetric, add_scene_graph_outputs
+from .sgg_core import compute_image_stats
+from .sgg_metric import SGGDumpResults, SGGMetric, add_scene_graph_outputs
+from .sgg_summary import evaluation_settings, format_summary, summarize_image_stats
 
 __all__ = [
-    'SceneGraphMetric', 'DumpSceneGraphResults', 'SceneGraphProgressHook', 'add_scene_graph_outputs',
+    'SGGMetric', 'SGGDumpResults', 'add_scene_graph_outputs',
     'compute_image_stats', 'summarize_image_stats', 'evaluation_settings', 'format_summary',
     'load_prediction_dump', 'load_zeroshot_triplets', 'record_from_data_sample'
 ]

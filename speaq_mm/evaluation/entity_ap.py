@@ -1,56 +1,43 @@
-"""COCO-style box AP of the predicted entities, computed by pycocotools from the per-image statistics.
+"""COCO-style box AP of the predicted entities, by mmdet's ``CocoMetric`` on the per-image statistics.
 
 ``compute_image_stats(..., keep_detections=True)`` keeps each image's GT boxes and its ``max_k``
 highest-scoring predicted entities (COCO's AP uses at most 100 detections per image), so this adds little
-memory.
+memory. They are handed to ``CocoMetric(ann_file=None)``, which builds the COCO ground truth itself, so the
+numbers are those of mmdet's detectors.
 """
 import contextlib
 import io
 
 import numpy as np
+from mmdet.evaluation import CocoMetric
 
-
-def _xywh(boxes):
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+AP_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
 
 
 def entity_detection_ap(stats):
-    """Return ({'bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'}, pycocotools' summary text) over all images.
+    """Return ({'bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'}, the AP table pycocotools printed) over all images.
 
-    Categories are the 0-based labels + 1; every image counts, including those without GT relations.
+    Every image counts, including those without GT relations.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     if any('detections' not in s for s in stats):
         raise ValueError('entity AP needs statistics computed with keep_detections=True')
-    images, annotations, detections = [], [], []
-    for image_id, image_stats in enumerate(stats, start=1):
-        kept = image_stats['detections']
-        images.append({'id': image_id})
-        for box, label in zip(_xywh(kept['gt_bboxes']).tolist(), np.asarray(kept['gt_labels']).tolist()):
-            annotations.append({'id': len(annotations) + 1, 'image_id': image_id, 'category_id': label + 1,
-                                'bbox': box, 'area': box[2] * box[3], 'iscrowd': 0})
-        boxes = _xywh(kept['pred_bboxes'])
-        detections.append(np.column_stack([np.full(len(boxes), image_id), boxes, kept['pred_scores'],
-                                           np.asarray(kept['pred_labels']) + 1]))
-    labels = {a['category_id'] for a in annotations}
-    detections = np.concatenate(detections) if detections else np.zeros((0, 7))
-    labels |= set(detections[:, 6].astype(int).tolist())
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log):  # pycocotools prints progress
-        ground_truth = COCO()
-        ground_truth.dataset = {'images': images, 'annotations': annotations,
-                                'categories': [{'id': label} for label in sorted(labels)]}
-        ground_truth.createIndex()
-        if len(detections) == 0 or not annotations:
-            return {'bbox_mAP': 0.0, 'bbox_mAP_50': 0.0, 'bbox_mAP_75': 0.0}, 'no detections or no GT boxes'
-        evaluator = COCOeval(ground_truth, ground_truth.loadRes(detections), 'bbox')
-        evaluator.evaluate()
-        evaluator.accumulate()
-    summary = io.StringIO()
-    with contextlib.redirect_stdout(summary):
-        evaluator.summarize()
-    values = [max(float(v), 0.0) for v in evaluator.stats[:3]]  # pycocotools reports -1 for "no GT"
-    return dict(zip(('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'), values)), summary.getvalue()
+    detections = [s['detections'] for s in stats]
+    labels = np.concatenate([np.asarray(d[key], np.int64).reshape(-1) for d in detections
+                             for key in ('gt_labels', 'pred_labels')] + [np.zeros(0, np.int64)])
+    if not any(len(d['gt_labels']) for d in detections) or not any(len(d['pred_labels']) for d in detections):
+        return dict.fromkeys(AP_KEYS, 0.0), 'no detections or no GT boxes'
+    metric = CocoMetric(ann_file=None, metric='bbox')
+    # Category names only identify the labels; the metric looks its categories up by name.
+    metric.dataset_meta = dict(classes=[str(label) for label in range(int(labels.max()) + 1)])
+    for image_id, kept in enumerate(detections):
+        ground_truth = [dict(bbox=box, bbox_label=int(label)) for box, label in
+                        zip(np.asarray(kept['gt_bboxes'], np.float64).reshape(-1, 4).tolist(), kept['gt_labels'])]
+        prediction = dict(img_id=image_id, bboxes=np.asarray(kept['pred_bboxes'], np.float64).reshape(-1, 4),
+                          scores=np.asarray(kept['pred_scores'], np.float64).reshape(-1),
+                          labels=np.asarray(kept['pred_labels'], np.int64).reshape(-1))
+        metric.results.append((dict(img_id=image_id, width=1, height=1, anns=ground_truth), prediction))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # pycocotools prints its progress and the AP table
+        values = metric.compute_metrics(metric.results)
+    # pycocotools reports -1 where nothing could be measured.
+    return {key: max(float(values[key]), 0.0) for key in AP_KEYS}, printed.getvalue()

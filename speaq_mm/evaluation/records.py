@@ -13,6 +13,7 @@ A record is a dict of numpy arrays (see ``docs/evaluation.md``)::
     pred_rel_scores   (P, C + 1) float, the full predicate score rows, no-relation column last
     pred_rel_labels   (P,) int 0-based predicate of each triplet
     image_size        (optional) (height, width) of the original image: the ground truth is clipped to it
+    pred_rel_query_ids  (optional) (P,) int, the relation query that proposed each triplet (SpeaQ models)
 
 Ground truth is evaluated as the reference protocol does: boxes clipped to the image, and boxes left empty
 (a side of at most ``EMPTY_BOX_SIZE`` pixels) dropped with their relations (:func:`clip_ground_truth`). A
@@ -25,6 +26,7 @@ needs no mmdet, so the offline tool and the benchmark share it with the metric.
 import json
 import os.path as osp
 
+import mmengine
 import numpy as np
 
 from ..utils.safe_loading import load_pickle_file, load_torch_file
@@ -112,6 +114,12 @@ def check_record(record, where):
     if len(out['pred_rel_scores']) and out['pred_rel_scores'].shape[1] < 2:
         raise ValueError(f'{where}: field pred_rel_scores needs C + 1 >= 2 columns (no-relation last), '
                          f'got {out["pred_rel_scores"].shape[1]}')
+    if record.get('pred_rel_query_ids') is not None:
+        query_ids = to_numpy(record['pred_rel_query_ids']).reshape(-1)
+        if len(query_ids) != len(out['pred_rel_labels']) or query_ids.dtype.kind not in 'iu':
+            raise ValueError(f'{where}: field pred_rel_query_ids needs one integer per predicted triplet, got '
+                             f'{len(query_ids)} values of {query_ids.dtype} for {len(out["pred_rel_labels"])}')
+        out['pred_rel_query_ids'] = query_ids.astype(np.int64)
     if record.get('image_size') is not None:
         out['image_size'] = _image_size(record['image_size'], where)
         clip_ground_truth(out)
@@ -191,6 +199,10 @@ def record_from_data_sample(sample):
         'pred_rel_scores': to_numpy(_field(pred_relations, 'scores', f'{where} pred_relations')),
         'pred_rel_labels': to_numpy(_field(pred_relations, 'labels', f'{where} pred_relations')),
     }
+    # Which relation query proposed each triplet (SpeaQ models): tools/analysis/query_specialisation.py.
+    query_ids = pred_relations.get('query_ids') if isinstance(pred_relations, dict) else None
+    if query_ids is not None:
+        record['pred_rel_query_ids'] = to_numpy(query_ids)
     return check_record(record, where)
 
 
@@ -198,7 +210,8 @@ def load_prediction_dump(path):
     """Load a prediction dump: a pickled list of records, or of data-sample dicts as mmengine's
     ``DumpResults`` writes them, which are converted to records.
 
-    The file is unpickled with :func:`speaq_mm.utils.load_pickle_file`: arrays, tensors and containers only.
+    The file is unpickled with :func:`speaq_mm.utils.load_pickle_file`: arrays, tensors and containers only
+    (not ``mmengine.load``, whose ``pickle.load`` lets a shared dump run code; docs/safety.md).
     """
     entries = load_pickle_file(path, what='prediction dump')
     if not isinstance(entries, (list, tuple)):
@@ -231,11 +244,10 @@ def load_zeroshot_triplets(path):
     if extension == '.npy':
         triplets = np.load(path, allow_pickle=False)
     elif extension == '.json':
-        with open(path) as file:
-            try:
-                triplets = np.asarray(json.load(file))
-            except json.JSONDecodeError as error:
-                raise ValueError(f'{path}: not valid JSON ({error})') from error
+        try:
+            triplets = np.asarray(mmengine.load(path, file_format='json'))
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path}: not valid JSON ({error})') from error
     elif extension == '.pytorch':
         triplets = to_numpy(load_torch_file(path, map_location='cpu', what='zero-shot triplet file')) - 1
     else:
@@ -260,13 +272,13 @@ def check_triplets(triplets, where):
 
 def load_dataset_meta(path):
     """Load dataset metainfo (``classes``, ``predicates``, ``fg_rel_count``, ``triplets``; all optional) from
-    a ``.json`` or ``.pkl`` file, e.g. the one ``DumpSceneGraphResults`` writes beside a dump."""
+    a ``.json`` or ``.pkl`` file, e.g. the one ``SGGDumpResults`` writes beside a dump."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'dataset metainfo file {path} does not exist')
     if path.endswith('.json'):
-        with open(path) as file:
-            meta = json.load(file)
+        meta = mmengine.load(path, file_format='json')
     elif path.endswith(('.pkl', '.pickle')):
+        # Not mmengine.load: it unpickles with pickle.load, which lets the file run code (docs/safety.md).
         meta = load_pickle_file(path, what='dataset metainfo file')
     else:
         raise ValueError(f'{path}: dataset metainfo must be a .json or .pkl file')

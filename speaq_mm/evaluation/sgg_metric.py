@@ -1,4 +1,4 @@
-"""``SceneGraphMetric`` (SGDet R@K, mR@K, ng-R@K, zR@K, F@K, group mR, entity AP) and the prediction dump.
+"""``SGGMetric`` (SGDet R@K, mR@K, ng-R@K, zR@K, F@K, group mR, entity AP) and the prediction dump.
 
 Both are mmengine metrics registered in mmdet's ``METRICS``. The numbers come from ``sgg_core``, which the
 offline tool ``tools/analysis/eval_scene_graphs.py`` uses too.
@@ -9,19 +9,15 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric, DumpResults
 from mmengine.logging import print_log
 
+from ..engine.atomic_io import atomic_dump
 from .entity_ap import entity_detection_ap
 from .records import dataset_meta_to_json, load_zeroshot_triplets, record_from_data_sample
-from .sgg_core import (
-    compute_image_stats,
-    evaluation_settings,
-    format_summary,
-    summarize_image_stats,
-    write_json,
-)
+from .sgg_core import compute_image_stats
+from .sgg_summary import evaluation_settings, format_summary, summarize_image_stats
 
 
 @METRICS.register_module()
-class SceneGraphMetric(BaseMetric):
+class SGGMetric(BaseMetric):
     """SGDet scene graph metrics, computed as the reference protocol does (see ``docs/evaluation.md``).
 
     ``process`` reduces every image at once to the rank at which each GT relation is first hit (graph-
@@ -58,12 +54,12 @@ class SceneGraphMetric(BaseMetric):
         if isinstance(topk, int):
             topk = (topk,)
         if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
-            raise ValueError(f'SceneGraphMetric: topk must be positive integers, got {topk!r}')
+            raise ValueError(f'SGGMetric: topk must be positive integers, got {topk!r}')
         if not 0 < iou_thr <= 1:
-            raise ValueError(f'SceneGraphMetric: iou_thr must be in (0, 1], got {iou_thr}')
+            raise ValueError(f'SGGMetric: iou_thr must be in (0, 1], got {iou_thr}')
         if group_sizes is not None and (len(group_sizes) != 2
                                         or any(int(n) != n or n < 0 for n in group_sizes)):
-            raise ValueError(f'SceneGraphMetric: group_sizes must be two non-negative integers (head, body), '
+            raise ValueError(f'SGGMetric: group_sizes must be two non-negative integers (head, body), '
                              f'got {group_sizes!r}')
         if isinstance(zeroshot_triplets, str) and zeroshot_triplets != 'train':
             zeroshot_triplets = load_zeroshot_triplets(zeroshot_triplets)  # fail before testing, not after
@@ -119,13 +115,13 @@ class SceneGraphMetric(BaseMetric):
         print_log(f'scene graph evaluation ({"reference_compat" if self.reference_compat else "default"}):\n'
                   f'{table}', logger='current')
         if self.json_file:
-            write_json(summary, self.json_file)
+            atomic_dump(summary, self.json_file, indent=2)
             print_log(f'scene graph metrics written to {self.json_file}', logger='current')
         return {key: value for key, value in summary.items() if isinstance(value, float)}
 
 
 @METRICS.register_module()
-class DumpSceneGraphResults(DumpResults):
+class SGGDumpResults(DumpResults):
     """Dump predictions in the documented per-image record format (``docs/evaluation.md``) to a pickle file.
 
     Unlike ``mmengine.evaluator.DumpResults`` it keeps only the record fields as numpy arrays, which
@@ -137,7 +133,7 @@ class DumpSceneGraphResults(DumpResults):
     def __init__(self, out_file_path, meta_file_path=None, collect_device='cpu', collect_dir=None):
         super().__init__(out_file_path=out_file_path, collect_device=collect_device, collect_dir=collect_dir)
         if meta_file_path is not None and not meta_file_path.endswith('.json'):
-            raise ValueError(f'DumpSceneGraphResults: meta_file_path must end with .json, '
+            raise ValueError(f'SGGDumpResults: meta_file_path must end with .json, '
                              f'got {meta_file_path}')
         self.meta_file_path = meta_file_path
 
@@ -151,7 +147,7 @@ class DumpSceneGraphResults(DumpResults):
         atomic_dump(results, self.out_file_path, file_format='pkl')
         print_log(f'Results has been saved to {self.out_file_path}.', logger='current')
         if self.meta_file_path:
-            write_json(dataset_meta_to_json(self.dataset_meta or {}), self.meta_file_path)
+            atomic_dump(dataset_meta_to_json(self.dataset_meta or {}), self.meta_file_path, indent=2)
             print_log(f'dataset metainfo for offline evaluation written to {self.meta_file_path}',
                       logger='current')
         return {}
@@ -161,16 +157,16 @@ def add_scene_graph_outputs(evaluator, dump_file=None, json_file=None, meta_file
     """Make an already built evaluator (``runner.test_evaluator``) write the test outputs of a scene graph
     model; ``tools/test.py`` calls it.
 
-    ``json_file`` goes to every ``SceneGraphMetric`` of the evaluator. ``dump_file`` (``.pkl``) appends a
-    ``DumpSceneGraphResults`` (also writing ``meta_file``) given the evaluator's dataset metainfo, or, when
-    the evaluator has no ``SceneGraphMetric`` (e.g. a detector pre-training config), mmengine's
-    ``DumpResults``. Returns the number of ``SceneGraphMetric`` found.
+    ``json_file`` goes to every ``SGGMetric`` of the evaluator. ``dump_file`` (``.pkl``) appends a
+    ``SGGDumpResults`` (also writing ``meta_file``) given the evaluator's dataset metainfo, or, when
+    the evaluator has no ``SGGMetric`` (e.g. a detector pre-training config), mmengine's
+    ``DumpResults``. Returns the number of ``SGGMetric`` found.
     """
-    metrics = [metric for metric in evaluator.metrics if isinstance(metric, SceneGraphMetric)]
+    metrics = [metric for metric in evaluator.metrics if isinstance(metric, SGGMetric)]
     for metric in metrics:
         metric.json_file = json_file or metric.json_file
     if dump_file:
-        dump = DumpSceneGraphResults(dump_file, meta_file_path=meta_file) if metrics else \
+        dump = SGGDumpResults(dump_file, meta_file_path=meta_file) if metrics else \
             DumpResults(out_file_path=dump_file)
         dump.dataset_meta = evaluator.dataset_meta
         evaluator.metrics.append(dump)

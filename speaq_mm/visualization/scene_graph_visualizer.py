@@ -1,6 +1,6 @@
 """Draw scene graphs: the image with labelled entity boxes, and beside it the graph of the triplets.
 
-``SceneGraphLocalVisualizer`` extends mmdet's ``DetLocalVisualizer`` (its vis backends, ``dataset_meta`` and
+``SGGLocalVisualizer`` extends mmdet's ``DetLocalVisualizer`` (its vis backends, ``dataset_meta`` and
 ``add_datasample`` call convention), so mmdet's ``DetVisualizationHook`` drives it during ``tools/test.py
 --show-dir`` and validation, and ``tools/demo/image_demo.py`` calls it directly. mmdet's own drawing colours
 boxes by class and labels them with the class only; a scene graph needs the same colour and number on a box
@@ -190,7 +190,7 @@ def node_label_layout(nodes: np.ndarray, middle: np.ndarray, node_radius: float,
 
 
 @VISUALIZERS.register_module()
-class SceneGraphLocalVisualizer(DetLocalVisualizer):
+class SGGLocalVisualizer(DetLocalVisualizer):
     """Scene graph visualizer: every drawn graph is a row of two panels, the image with its entity boxes
     (numbered ``k class score``) and the graph (nodes = entities with the same number and colour, arrows =
     predicates from subject to object).
@@ -218,7 +218,7 @@ class SceneGraphLocalVisualizer(DetLocalVisualizer):
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir,
                          line_width=line_width)
         if not 0 < row_height[0] <= row_height[1]:
-            raise ValueError(f'SceneGraphLocalVisualizer: row_height must be (low, high) with 0 < low <= high, '
+            raise ValueError(f'SGGLocalVisualizer: row_height must be (low, high) with 0 < low <= high, '
                              f'got {row_height}')
         self.topk = topk
         self.score_thr = score_thr
@@ -236,7 +236,7 @@ class SceneGraphLocalVisualizer(DetLocalVisualizer):
         meta = self.dataset_meta or {}
         names = meta.get(key)
         if names is None or len(names) == 0:
-            raise KeyError(f'SceneGraphLocalVisualizer: dataset_meta has no "{key}"; set visualizer.dataset_meta '
+            raise KeyError(f'SGGLocalVisualizer: dataset_meta has no "{key}"; set visualizer.dataset_meta '
                            '(the Runner copies the test dataset metainfo, the demo the checkpoint\'s)')
         return names
 

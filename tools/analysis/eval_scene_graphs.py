@@ -1,4 +1,4 @@
-"""Evaluate a scene graph prediction dump offline, with the same code as ``SceneGraphMetric``.
+"""Evaluate a scene graph prediction dump offline, with the same code as ``SGGMetric``.
 
     python tools/analysis/eval_scene_graphs.py FILE.pkl [--dataset-meta META.json] [--zeroshot-triplets FILE]
         [--iou-thr 0.5] [--topk 20 50 100] [--reference-compat] [--entity-ap] [--out-json FILE]
@@ -8,10 +8,6 @@ as mmengine's ``DumpResults`` writes them. The metrics are printed as tables and
 as JSON (fractions in [0, 1]) with a ``per_predicate`` table.
 """
 import argparse
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def parse_args(argv=None):
@@ -43,15 +39,11 @@ def parse_args(argv=None):
 def main(argv=None):
     """Evaluate the dump; return the summary dict."""
     args = parse_args(argv)
+    from speaq_mm.engine.atomic_io import atomic_dump
     from speaq_mm.evaluation.entity_ap import entity_detection_ap
     from speaq_mm.evaluation.records import load_dataset_meta, load_prediction_dump
-    from speaq_mm.evaluation.sgg_core import (
-        evaluation_settings,
-        format_summary,
-        iter_image_stats,
-        summarize_image_stats,
-        write_json,
-    )
+    from speaq_mm.evaluation.sgg_core import iter_image_stats
+    from speaq_mm.evaluation.sgg_summary import evaluation_settings, format_summary, summarize_image_stats
     from speaq_mm.utils import trust_files_from_args
 
     trust_files_from_args(args)
@@ -81,7 +73,7 @@ def main(argv=None):
         print(f'note: {note}')
     print(format_summary(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
     if args.out_json:
-        write_json(summary, args.out_json)
+        atomic_dump(summary, args.out_json, indent=2)
         print(f'metrics written to {args.out_json}')
     return summary
 

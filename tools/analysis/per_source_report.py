@@ -4,7 +4,7 @@ weights, sources): a table and a plot from their scene graph metric JSON files.
     python tools/analysis/per_source_report.py RESULT.json [RESULT.json ...] [--labels A B ...] [--k 50]
         [--out-dir DIR]
 
-Each RESULT.json is what ``SceneGraphMetric(json_file=...)``, ``tools/test.py`` or
+Each RESULT.json is what ``SGGMetric(json_file=...)``, ``tools/test.py`` or
 ``tools/analysis/eval_scene_graphs.py --out-json`` writes for one model on the same val/test split: the
 overall metrics and a ``per_predicate`` table (docs/evaluation.md). The first file is the baseline.
 
@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
 import matplotlib
@@ -28,8 +27,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
+from speaq_mm.visualization.figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
 
 OVERALL_FAMILIES = ('R', 'mR', 'ngR', 'zR', 'F', 'head_mR', 'body_mR', 'tail_mR')
 
@@ -45,7 +43,7 @@ def load_result(path: str) -> dict:
             raise ValueError(f'{path}: not valid JSON ({error})') from error
     rows = result.get('per_predicate') if isinstance(result, dict) else None
     if not isinstance(rows, list) or not rows:
-        raise ValueError(f'{path}: no "per_predicate" table; write the file with SceneGraphMetric(json_file=...), '
+        raise ValueError(f'{path}: no "per_predicate" table; write the file with SGGMetric(json_file=...), '
                          'tools/test.py or tools/analysis/eval_scene_graphs.py --out-json')
     for index, row in enumerate(rows):
         missing = [key for key in ('predicate', 'name') if key not in row]

@@ -14,8 +14,8 @@ of every image against the query it came from, and shows
 * ``query_specialisation.json``: the group layout, the count matrices and each group's *specialisation*
   (share of its triplets whose predicate belongs to the group).
 
-DUMP is what ``tools/test.py --out`` writes: mmengine's ``DumpResults`` data samples (whose
-``pred_relations.query_ids`` name the queries), or scene graph records holding ``pred_rel_query_ids``.
+DUMP is what ``tools/test.py --out`` writes: scene graph records, whose ``pred_rel_query_ids`` name the query of
+every triplet; mmengine's ``DumpResults`` data samples (``pred_relations.query_ids``) work too.
 The group layout is rebuilt as the matcher builds it (``build_predicate_group_layout``) from the model config
 given with ``--config`` (``model.num_entity_queries``, ``num_relation_queries``,
 ``train_cfg.assigner.num_groups`` and ``group_counts``) and the train predicate counts (``fg_rel_count`` of
@@ -26,7 +26,6 @@ dump are read with speaq_mm's safe loaders (``--trust-pickle FILE`` opts in to f
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Optional, Sequence, Tuple
 
 import matplotlib
@@ -34,12 +33,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from speaq_mm.visualization.figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
 
 MAX_QUERY_ROWS = 64
 

@@ -4,8 +4,9 @@ learning rate and the k statistics of SpeaQ's dynamic assignment, with a table o
     python tools/analysis/vis_train_log.py --log-file WORK_DIR [WORK_DIR2 ...] [--legend A B ...]
         [--smooth 0.6] [--out-dir DIR]
 
-``--log-file`` takes mmengine's JSON scalar log (``WORK_DIR/<timestamp>/vis_data/scalars.json``), a
-``<timestamp>`` folder, or a whole work dir. A work dir's sessions (one ``<timestamp>`` folder per start,
+``--log-file`` takes mmengine's JSON scalar log (``WORK_DIR/<timestamp>/vis_data/scalars.json``), its text
+log (``WORK_DIR/<timestamp>/<timestamp>.log``, whose session's scalars are read), a ``<timestamp>`` folder, or a
+whole work dir. A work dir's sessions (one ``<timestamp>`` folder per start,
 e.g. after ``--resume``) are joined in time order, a later session replacing the iterations it repeats;
 sessions without training records (``tools/test.py`` runs) are left out. A log that is still being written
 or that stops mid-line is read up to its last complete line. Several logs are overlaid, named by
@@ -34,7 +35,6 @@ import math
 import os
 import os.path as osp
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -45,8 +45,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
+from speaq_mm.visualization.figure_style import FIGURE_BACKGROUND, PANEL_BACKGROUND  # noqa: E402
 
 # Bookkeeping written with every record; never plotted.
 IGNORED_KEYS = ('iter', 'step', 'epoch', 'data_time', 'time', 'memory', 'eta')
@@ -67,9 +66,15 @@ def find_scalar_logs(path: str) -> List[str]:
     """The ``scalars.json`` files a ``--log-file`` argument names, oldest session first.
 
     Args:
-        path (str): a JSON log, a ``<timestamp>`` folder (holding ``vis_data/scalars.json``) or a work dir
+        path (str): a JSON log, a text log, a ``<timestamp>`` folder (holding ``vis_data/scalars.json``) or a work dir
             (holding ``<timestamp>/vis_data/scalars.json`` folders).
     """
+    if osp.isfile(path) and not path.endswith('.json'):
+        # mmengine's text log <timestamp>/<timestamp>.log: the same session's scalars sit beside it.
+        scalars = osp.join(osp.dirname(path), 'vis_data', 'scalars.json')
+        if not osp.isfile(scalars):
+            raise FileNotFoundError(f'--log-file {path}: a text log, but its session has no {scalars}')
+        return [scalars]
     if osp.isfile(path):
         return [path]
     if not osp.isdir(path):
@@ -510,7 +515,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--log-file', nargs='+', required=True, metavar='LOG',
-                        help='scalars.json, a <timestamp> folder or a work dir; several are overlaid')
+                        help='scalars.json, <timestamp>.log, a <timestamp> folder or a work dir; several are overlaid')
     parser.add_argument('--legend', nargs='+', metavar='NAME', help='one name per --log-file')
     parser.add_argument('--smooth', type=float, default=0.6,
                         help='EMA weight in [0, 1) for training curves (0: none); raw values are drawn faintly')

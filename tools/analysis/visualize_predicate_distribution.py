@@ -30,7 +30,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from speaq_mm.datasets.vg_h5 import VG_FILE_NAMES, concat_ranges, read_vg_dicts, read_vg_h5  # noqa: E402
+from speaq_mm.datasets.vg_format import VG_FILE_NAMES, concat_ranges, read_vg_dicts, read_vg_h5  # noqa: E402
 
 SPLIT_CODES = {'all': (0, 1, 2), 'train': (0,), 'val': (1,), 'test': (2,)}
 COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd')

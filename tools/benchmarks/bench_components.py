@@ -17,13 +17,11 @@ Run one directly: ``python tools/benchmarks/bench_components.py matcher [--repea
 import argparse
 import json
 import os.path as osp
-import sys
 import time
 
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
 R101_CONFIG = osp.join(REPO, 'configs', '_base_', 'models', 'speaq_r101.py')
 TINY_CONFIG = osp.join(REPO, 'configs', '_base_', 'models', 'speaq_tiny.py')
 # Scene-graph sizes of the VG-like batches (objects and relations per image), as bench_model.py uses.
@@ -69,7 +67,7 @@ def build_model(config, device):
 
 def random_samples(model, batch, height, width, device, objects=OBJECTS, relations=RELATIONS):
     """Preprocessed image tensors and packed samples with random, valid scene graphs (bench_model.py's)."""
-    from bench_model import random_batch
+    from speaq_mm.testing.random_batches import random_batch
     head = model.bbox_head
     inputs, samples = random_batch(batch, height, width, objects, relations, head.num_entity_classes,
                                    head.num_predicates)

@@ -47,7 +47,8 @@ def build_ours(data_dir: str) -> dict:
 def build_reference(data_dir: str, num_val_images: int = 5000, box_scale: int = 1024) -> dict:
     """The reference loaders' logic, written plainly: per-image loop, list of dicts per split.
 
-    Mirrors the steps of speaq_reference.md section 5.2 with the recipe's options (filter_empty_rels on,
+    Mirrors the steps of the reference loader (docs/benchmarks.md, "VG150 record lists")
+    with the recipe's options (filter_empty_rels on,
     filter_non_overlap off), including the attribute rows every record carries.
     """
     import h5py

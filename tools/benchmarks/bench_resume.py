@@ -14,13 +14,12 @@ Prints one line per run and a Markdown table for docs/benchmarks.md.
 """
 import argparse
 import os.path as osp
-import sys
 import tempfile
 import time
 
+from speaq_mm.apis.toy_demo import ensure_toy_data, toy_data_options
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
-from toy_convergence import ensure_toy_data, toy_data_options  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'toy', 'speaq_tiny_toy_mix.py')
 

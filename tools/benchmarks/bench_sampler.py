@@ -1,4 +1,4 @@
-"""Benchmark RatioBatchSampler's per-batch cost on VG-sized sources, next to mmdet's MultiSourceSampler.
+"""Benchmark SGGRatioBatchSampler's per-batch cost on VG-sized sources, next to mmdet's MultiSourceSampler.
 
     python tools/benchmarks/bench_sampler.py [--batches 5000] [--repeats 3] [--append-to docs/benchmarks.md]
 
@@ -17,13 +17,10 @@ import sys
 import time
 from unittest import mock
 
+import mmdet.datasets.samplers.multi_source_sampler as mmdet_multi_source  # noqa: E402
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-import mmdet.datasets.samplers.multi_source_sampler as mmdet_multi_source  # noqa: E402
-
-from speaq_mm.datasets.samplers import RatioBatchSampler  # noqa: E402
+from speaq_mm.datasets.samplers import SGGRatioBatchSampler  # noqa: E402
 
 SOURCE_SIZES = (57723, 10043)
 RATIO = (0.7, 0.3)
@@ -52,8 +49,8 @@ class RunnerSampler:
 
 
 def ratio_batches(dataset, batch_size, rank, seed):
-    """RatioBatchSampler's batches on ``rank``."""
-    return iter(RatioBatchSampler(RunnerSampler(dataset, seed), batch_size, RATIO, seed=seed, infinite=True,
+    """SGGRatioBatchSampler's batches on ``rank``."""
+    return iter(SGGRatioBatchSampler(RunnerSampler(dataset, seed), batch_size, RATIO, seed=seed, infinite=True,
                                   rank=rank, world_size=WORLD_SIZE))
 
 
@@ -98,7 +95,7 @@ def main(argv=None):
     dataset = SizedSources(SOURCE_SIZES)
     rows = []
     for batch_size in (20, 5):
-        for name, make_batches in (('RatioBatchSampler', ratio_batches),
+        for name, make_batches in (('SGGRatioBatchSampler', ratio_batches),
                                    ('mmdet MultiSourceSampler', multi_source_batches)):
             per_rank, counts = measure(make_batches, dataset, batch_size, args.batches, args.repeats)
             rows.append(f'| {name} | {WORLD_SIZE} x {batch_size} | {np.mean(per_rank):.1f} | '

@@ -10,12 +10,12 @@ the slowest run. The benchmarks, reusing the single-purpose scripts of this fold
 | name | what is timed | script |
 |---|---|---|
 | dataset | VGH5Dataset train + val + test at VG150 scale (108,073 images), fresh process per run | bench_dataset.py |
-| sampler | RatioBatchSampler, one batch of 5 per rank, 4 ranks, VG-sized sources | bench_sampler.py |
+| sampler | SGGRatioBatchSampler, one batch of 5 per rank, 4 ranks, VG-sized sources | bench_sampler.py |
 | matcher | SpeaQTripletMatcher, one decoder layer of the R-101 recipe | bench_components.py |
 | criterion | SpeaQRelationCriterion forward + backward, one decoder layer | bench_components.py |
 | train_step | full training step: the tiny model on CPU, the R-101 recipe on a GPU | bench_components.py |
 | inference / inference_r101 | predict() per image: tiny model; the R-101 recipe at 800 x 1333 | bench_components.py |
-| evaluation | SceneGraphMetric over 26,446 VG150-like test images, 600 triplets each | bench_eval.py's data |
+| evaluation | SGGMetric over 26,446 VG150-like test images, 600 triplets each | evaluation_oracle data |
 | toy_training | ``tools/train.py`` on the toy mix recipe (s/iteration, peak RSS of the process tree) | toy data |
 
 ``--quick`` shrinks every workload (for a smoke test of the driver, not for numbers).
@@ -34,10 +34,7 @@ import threading
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-HERE = osp.join(REPO, 'tools', 'benchmarks')
-for path in (REPO, HERE):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+# The bench_* scripts beside this one are imported as modules: Python puts this script's folder on sys.path.
 
 BENCH_DATA = osp.join(REPO, 'work_dirs', 'bench_vg150')
 TOY_DATA = osp.join(REPO, 'work_dirs', 'bench_toy')
@@ -60,7 +57,7 @@ def worker_dataset(repeats, quick):
     data_dir = osp.join(TOY_DATA, 'annotations_only') if quick else BENCH_DATA
     if not osp.isfile(osp.join(data_dir, 'VG-SGG-with-attri.h5')):
         if quick:  # just past the 5,000 validation images the dataset's defaults carve out
-            from tools.misc.make_toy_scenes import make_toy_scenes
+            from speaq_mm.datasets.toy_scenes import make_toy_scenes
             make_toy_scenes(data_dir, num_train=5200, num_test=50, write_images=False)
         else:
             subprocess.run([sys.executable, osp.join(REPO, 'tools', 'misc', 'make_toy_scenes.py'), data_dir,
@@ -77,7 +74,7 @@ def worker_dataset(repeats, quick):
 
 
 def worker_sampler(repeats, quick):
-    """bench_sampler.py's RatioBatchSampler timing at the recipe's per-GPU batch of 5."""
+    """bench_sampler.py's SGGRatioBatchSampler timing at the recipe's per-GPU batch of 5."""
     import bench_sampler
     dataset = bench_sampler.SizedSources(bench_sampler.SOURCE_SIZES)
     batches = 200 if quick else 5000
@@ -86,7 +83,7 @@ def worker_sampler(repeats, quick):
         per_rank, _ = bench_sampler.measure(bench_sampler.ratio_batches, dataset, 5, batches, 1)
         samples.append(statistics.mean(per_rank))
     sizes = ' + '.join(f'{size:,}' for size in bench_sampler.SOURCE_SIZES)
-    return dict(workload=f'RatioBatchSampler, {bench_sampler.WORLD_SIZE} ranks x batch 5, sources of {sizes}, '
+    return dict(workload=f'SGGRatioBatchSampler, {bench_sampler.WORLD_SIZE} ranks x batch 5, sources of {sizes}, '
                          f'{batches} batches per rank', unit='us per batch and rank', samples=samples[1:],
                 peak_rss_mib=peak_rss_mib())
 
@@ -122,7 +119,7 @@ def worker_inference_r101(repeats, quick):
 
 
 def _sample_dicts(records):
-    """bench_eval.py's records as the data-sample dicts the Evaluator hands to a metric's ``process``."""
+    """speaq_mm.evaluation.oracle's records as the data-sample dicts the Evaluator hands to a metric's ``process``."""
     return [dict(img_id=r['img_id'],
                  gt_instances=dict(bboxes=r['gt_bboxes'], labels=r['gt_labels']),
                  gt_relations=dict(pairs=r['gt_relations'][:, :2], labels=r['gt_relations'][:, 2]),
@@ -132,13 +129,13 @@ def _sample_dicts(records):
 
 
 def worker_evaluation(repeats, quick):
-    """SceneGraphMetric (process + compute_metrics) over bench_eval.py's synthetic VG150-like test images."""
+    """SGGMetric (process + compute_metrics) over speaq_mm.testing.evaluation_oracle's VG150-like images."""
     import logging
 
-    import bench_eval
     from mmengine.logging import MMLogger
 
-    from speaq_mm.evaluation import SceneGraphMetric
+    from speaq_mm.evaluation import SGGMetric
+    from speaq_mm.testing import evaluation_oracle as bench_eval
     MMLogger.get_instance('bench_evaluation', log_level=logging.WARNING)  # the metric's tables stay quiet
     images, triplets = (256 if quick else EVAL_IMAGES), 600
     fg_rel_count, seen = bench_eval.train_statistics()
@@ -147,7 +144,7 @@ def worker_evaluation(repeats, quick):
                 triplets=seen)
     samples, generation = [], 0.0
     for _ in range(repeats):
-        metric = SceneGraphMetric()
+        metric = SGGMetric()
         metric.dataset_meta = meta
         seconds, clock = 0.0, time.perf_counter()
         for _, records in bench_eval.synthetic_chunks(images, triplets, 256, seed=0):
@@ -160,7 +157,7 @@ def worker_evaluation(repeats, quick):
         start = time.perf_counter()
         metric.compute_metrics(metric.results)
         samples.append(seconds + time.perf_counter() - start)
-    return dict(workload=f'SceneGraphMetric.process + compute_metrics, {images:,} synthetic VG150-like test images '
+    return dict(workload=f'SGGMetric.process + compute_metrics, {images:,} synthetic VG150-like test images '
                          f'x {triplets} triplets (150 classes, 50 predicates)', unit='s', samples=samples,
                 peak_rss_mib=peak_rss_mib(),
                 note=f'generating the data (not timed): {generation / repeats:.1f} s per run')
@@ -168,7 +165,7 @@ def worker_evaluation(repeats, quick):
 
 def _toy_data(quick):
     """Toy real and synthetic scenes for the training run (generated once)."""
-    from tools.misc.make_toy_scenes import make_toy_scenes
+    from speaq_mm.datasets.toy_scenes import make_toy_scenes
     roots = {style: osp.join(TOY_DATA, f'toy_{style}') + '/' for style in ('real', 'synthetic')}
     if not osp.isfile(osp.join(roots['synthetic'], 'VG-SGG-with-attri.h5')):
         make_toy_scenes(roots['real'], num_train=300, num_test=40, seed=0)

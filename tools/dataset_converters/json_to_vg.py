@@ -1,4 +1,4 @@
-"""Convert a scene graph JSON file (format: ``scene_graph_json.py`` in this folder, docs/tools.md) into the
+"""Convert a scene graph JSON file (format: docs/tools.md and ``speaq_mm.datasets.scene_graph_json``) into the
 VG150 h5 + json files that ``VGH5Dataset`` reads, with a report of everything dropped and why.
 
     python tools/dataset_converters/json_to_vg.py SCENE_GRAPHS.json OUT_DIR [--image-dir DIR]
@@ -14,10 +14,8 @@ non-empty OUT_DIR is refused unless ``--overwrite`` is given; every file is writ
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from scene_graph_json import IMAGE_MODES, SPLIT_CODES, json_to_vg  # noqa: E402
+from speaq_mm.datasets.scene_graph_json import IMAGE_MODES, SPLIT_CODES, json_to_vg
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,5 +1,5 @@
 """Export a VG-layout scene graph dataset (VG150, the toy scenes, converted sets) as a scene graph JSON file
-(format: ``scene_graph_json.py`` in this folder, docs/tools.md): one entry per image with its objects (class
+(format: docs/tools.md and ``speaq_mm.datasets.scene_graph_json``): one entry per image with its objects (class
 name, xyxy box in original pixels) and relations.
 
     python tools/dataset_converters/vg_to_json.py VG_DIR OUT.json [--split all|train|val|test]
@@ -10,11 +10,8 @@ VG_DIR holds ``VG-SGG-with-attri.h5``, ``image_data.json`` and ``VG-SGG-dicts-wi
 1 val, 2 test); ``file_name`` is ``<image id><img suffix>``, the file of ``VG_DIR/VG_100K``.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from scene_graph_json import SPLIT_CODES, vg_to_json  # noqa: E402
+from speaq_mm.datasets.scene_graph_json import SPLIT_CODES, vg_to_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:

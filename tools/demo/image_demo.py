@@ -26,17 +26,13 @@ and every file skipped.
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)  # for projects.* imports in configs
-
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')
 # Annotation loaders of test pipelines; a photo has no annotations.
-ANNOTATION_LOADERS = ('LoadSGGAnnotations', 'LoadAnnotations')
+ANNOTATION_LOADERS = ('SGGLoadAnnotations', 'LoadAnnotations')
 
 
 def list_images(path: str) -> List[str]:
@@ -92,7 +88,7 @@ def vocabulary(model_meta: Optional[dict], cfg, checkpoint: str, config: str) ->
     if dicts_file:
         path = dicts_file if osp.isabs(dicts_file) else osp.join(dataset.get('data_root') or '', dicts_file)
         if osp.isfile(path):
-            from speaq_mm.datasets.vg_h5 import read_vg_dicts
+            from speaq_mm.datasets.vg_format import read_vg_dicts
             classes, predicates = read_vg_dicts(path)
             return classes, predicates, f'config {config} (dicts_file {path})'
     raise KeyError(
@@ -102,7 +98,8 @@ def vocabulary(model_meta: Optional[dict], cfg, checkpoint: str, config: str) ->
 
 
 def inference_pipeline(cfg):
-    """The config's test pipeline reading an in-memory image and loading no annotations."""
+    """The config's test pipeline reading an in-memory image and loading no annotations (for
+    ``mmdet.apis.inference_detector``, whose own pipeline would load the annotations a photo does not have)."""
     from mmcv.transforms import Compose
     steps = []
     for step in _dataset_cfg(cfg).get('pipeline', []):
@@ -186,11 +183,12 @@ def main(argv=None) -> dict:
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     images = list_images(args.inputs)
     import torch
+    from mmdet.apis import inference_detector
     from mmdet.utils import register_all_modules
 
     from speaq_mm.engine.atomic_io import atomic_dump
     from speaq_mm.utils import trust_files_from_args
-    from speaq_mm.visualization import SceneGraphLocalVisualizer
+    from speaq_mm.visualization import SGGLocalVisualizer
 
     trust_files_from_args(args)
     register_all_modules(init_default_scope=True)
@@ -203,7 +201,7 @@ def main(argv=None) -> dict:
         raise ValueError(f'{names_from}: {len(classes)} classes and {len(predicates)} predicates, but the model '
                          f'predicts {head.num_entity_classes} and {head.num_predicates}')
     pipeline = inference_pipeline(model.cfg)
-    visualizer = SceneGraphLocalVisualizer(name='image_demo', topk=args.topk, score_thr=args.score_thr)
+    visualizer = SGGLocalVisualizer(name='image_demo', topk=args.topk, score_thr=args.score_thr)
     visualizer.dataset_meta = dict(classes=classes, predicates=predicates)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = dict(names_from=names_from, checkpoint=args.checkpoint, images=[], skipped=[])
@@ -217,10 +215,7 @@ def main(argv=None) -> dict:
             print(f'skipped: {error}')
             summary['skipped'].append(dict(image=path, reason=str(error)))
             continue
-        data = pipeline(dict(img=np.ascontiguousarray(image[..., ::-1]), img_id=stem, source='demo',
-                             sample_weight=1.0))
-        with torch.no_grad():
-            sample = model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))[0]
+        sample = inference_detector(model, np.ascontiguousarray(image[..., ::-1]), test_pipeline=pipeline)
         drawing_path = osp.join(args.out_dir, f'{stem}.png')
         visualizer.add_datasample(stem, image, sample, draw_gt=False, out_file=drawing_path)
         record = dict(image=path, width=int(image.shape[1]), height=int(image.shape[0]),

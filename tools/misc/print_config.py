@@ -4,11 +4,8 @@ usage: python tools/misc/print_config.py CONFIG [--cfg-options K=V ...] [--save-
 """
 import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # projects.*
 
 
 def main(argv=None):

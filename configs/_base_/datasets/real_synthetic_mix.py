@@ -3,12 +3,12 @@
 # configs add the two datasets. Override the keys of train_dataloader, not this variable, e.g.
 #   --cfg-options train_dataloader.batch_sampler.source_ratio.real=0.5
 mix_train_dataloader = dict(
-    # The Runner requires a sampler; RatioBatchSampler only takes its dataset and seed and orders the batches.
+    # The Runner requires a sampler; SGGRatioBatchSampler only takes its dataset and seed and orders the batches.
     sampler=dict(type='DefaultSampler', shuffle=True),
     # Every global batch holds exactly these shares (normalised by their sum; largest-remainder rounding).
     # infinite=True suits IterBasedTrainLoop (no dataloader restart at each epoch end); keep False with
     # EpochBasedTrainLoop.
-    batch_sampler=dict(type='RatioBatchSampler', source_ratio=dict(real=0.7, synthetic=0.3), infinite=False),
+    batch_sampler=dict(type='SGGRatioBatchSampler', source_ratio=dict(real=0.7, synthetic=0.3), infinite=False),
     dataset=dict(
         _delete_=True,  # replaces the single dataset of the base config
         type='SGGConcatDataset',

@@ -2,7 +2,7 @@
 # docs/multi_dataset.md lists every mix key): the toy stand-in for vg_synthetic_mix.py, with the same keys.
 # Generate the two sets with
 #   python tools/misc/make_toy_scenes.py data/toy_real
-#   python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic
+#   python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic --seed 1
 # Validation and test read toy_real.py's real val/test splits.
 _base_ = ['./toy_real.py', './real_synthetic_mix.py']
 

@@ -13,20 +13,20 @@ toy_predicates = ('above', 'below', 'left of', 'near', 'on', 'right of')
 train_pipeline = [
     # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
     dict(type='SGGLoadImageFromFile', on_unreadable='error'),
-    dict(type='LoadSGGAnnotations'),
+    dict(type='SGGLoadAnnotations'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='SwapPredicatesOnFlip', predicates=toy_predicates, horizontal=[('left of', 'right of')]),
+    dict(type='SGGSwapPredicatesOnFlip', predicates=toy_predicates, horizontal=[('left of', 'right of')]),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='FilterEmptySGGInstances', min_size=1e-5),
-    dict(type='FilterDuplicateRelations'),
-    dict(type='PackSGGInputs'),
+    dict(type='SGGFilterEmptyInstances', min_size=1e-5),
+    dict(type='SGGFilterDuplicateRelations'),
+    dict(type='SGGPackInputs'),
 ]
 # Annotations are loaded after the resize, so the ground truth stays in original-image pixels.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadSGGAnnotations'),
-    dict(type='PackSGGInputs'),
+    dict(type='SGGLoadAnnotations'),
+    dict(type='SGGPackInputs'),
 ]
 # Dataset settings shared by the three dataloaders.
 toy_dataset = dict(
@@ -58,5 +58,5 @@ val_dataloader = dict(
 # The test split, read exactly like val.
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
-val_evaluator = dict(type='SceneGraphMetric')
+val_evaluator = dict(type='SGGMetric')
 test_evaluator = val_evaluator

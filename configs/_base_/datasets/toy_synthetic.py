@@ -1,6 +1,6 @@
 # Toy scenes in the second visual domain (striped shapes, other palette, noisy dark background) standing in
 # for synthetic data: the same vocabulary and pipelines as toy_real.py. Generate them with
-#   python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic
+#   python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic --seed 1
 _base_ = ['./toy_real.py']
 
 data_root = 'data/toy_synthetic/'

@@ -13,7 +13,7 @@ train_scales = [(1333, short) for short in range(480, 801, 32)]  # (long side ca
 train_pipeline = [
     # on_unreadable='skip' replaces an unreadable image by another of the same dataset (counted in the log).
     dict(type='SGGLoadImageFromFile', on_unreadable='error', backend_args=backend_args),
-    dict(type='LoadSGGAnnotations'),
+    dict(type='SGGLoadAnnotations'),
     dict(type='RandomFlip', prob=0.5),
     dict(
         type='RandomChoice',
@@ -28,16 +28,16 @@ train_pipeline = [
                 dict(type='RandomChoiceResize', scales=train_scales, keep_ratio=True, backend='pillow'),
             ],
         ]),
-    dict(type='FilterEmptySGGInstances', min_size=1e-5),
-    dict(type='FilterDuplicateRelations'),
-    dict(type='PackSGGInputs'),
+    dict(type='SGGFilterEmptyInstances', min_size=1e-5),
+    dict(type='SGGFilterDuplicateRelations'),
+    dict(type='SGGPackInputs'),
 ]
 # Annotations are loaded after the resize, so the ground truth stays in original-image pixels.
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSGGAnnotations'),
-    dict(type='PackSGGInputs'),
+    dict(type='SGGLoadAnnotations'),
+    dict(type='SGGPackInputs'),
 ]
 
 # Dataset settings shared by the three dataloaders.
@@ -73,5 +73,5 @@ val_dataloader = dict(
 # The test split, read exactly like val.
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
-val_evaluator = dict(type='SceneGraphMetric')
+val_evaluator = dict(type='SGGMetric')
 test_evaluator = val_evaluator

@@ -7,7 +7,7 @@ max_iters = 1500
 val_interval = 500
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='SpeaQNonFiniteGuardOptimWrapper',  # OptimWrapper that skips non-finite steps (default_hooks.non_finite_guard)
     optimizer=dict(type='AdamW', lr=4e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2))
 

@@ -17,4 +17,4 @@ param_scheduler = [dict(type='MultiStepLR', begin=0, end=400, by_epoch=False, mi
 default_hooks = dict(checkpoint=dict(interval=400))
 
 # Synthetic sample weight x 1.0 at the start, x 0.2 at the end (0.5 -> 0.1 with the mix's weight 0.5).
-custom_hooks = [dict(type='SourceSampleWeightRampHook', source='synthetic', start_factor=1.0, end_factor=0.2)]
+custom_hooks = [dict(type='SGGSampleWeightRampHook', source='synthetic', start_factor=1.0, end_factor=0.2)]

@@ -6,7 +6,7 @@ sample.
 This hook rescales it batch by batch: before each training step it multiplies the ``sample_weight`` metainfo
 of that source's samples by a factor going linearly from ``start_factor`` at iteration ``begin`` to
 ``end_factor`` at ``end`` (constant outside), the way mmengine's ``LinearLR`` moves a learning rate. The model
-reads the changed weight (docs/model.md, "Per-sample loss weights"), and ``SourceMixHook`` logs it as
+reads the changed weight (docs/model.md, "Per-sample loss weights"), and ``SGGSourceMixHook`` logs it as
 ``source_weight_<source>``.
 """
 from typing import Optional
@@ -14,11 +14,11 @@ from typing import Optional
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-from speaq_mm.datasets.samplers import source_names
+from speaq_mm.datasets import source_names
 
 
 @HOOKS.register_module()
-class SourceSampleWeightRampHook(Hook):
+class SGGSampleWeightRampHook(Hook):
     """Multiply the sample weight of ``source``'s samples by a factor that moves linearly over iterations.
 
     Args:
@@ -34,10 +34,10 @@ class SourceSampleWeightRampHook(Hook):
     def __init__(self, source: str = 'synthetic', start_factor: float = 1.0, end_factor: float = 0.0,
                  begin: int = 0, end: Optional[int] = None) -> None:
         if start_factor < 0 or end_factor < 0:
-            raise ValueError(f'SourceSampleWeightRampHook: start_factor and end_factor must be >= 0, got '
+            raise ValueError(f'SGGSampleWeightRampHook: start_factor and end_factor must be >= 0, got '
                              f'{start_factor} and {end_factor}')
         if begin < 0 or (end is not None and end <= begin):
-            raise ValueError(f'SourceSampleWeightRampHook: need 0 <= begin < end, got begin={begin}, end={end}')
+            raise ValueError(f'SGGSampleWeightRampHook: need 0 <= begin < end, got begin={begin}, end={end}')
         self.source = source
         self.start_factor = float(start_factor)
         self.end_factor = float(end_factor)
@@ -56,7 +56,7 @@ class SourceSampleWeightRampHook(Hook):
         """Check that the training data has the source."""
         sources = source_names(runner.train_dataloader.dataset)
         if self.source not in sources:
-            raise ValueError(f'SourceSampleWeightRampHook: source "{self.source}" is not one of the training '
+            raise ValueError(f'SGGSampleWeightRampHook: source "{self.source}" is not one of the training '
                              f'sources {sources} (custom_hooks in the config)')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:

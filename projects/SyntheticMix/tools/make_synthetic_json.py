@@ -1,11 +1,11 @@
 """Make a synthetic scene graph set as an image-generation pipeline would hand it over: rendered images plus
-one JSON file of scene graphs (the format of tools/dataset_converters/scene_graph_json.py), with the usual
+one JSON file of scene graphs (the format of docs/tools.md), with the usual
 defects of such output mixed in, so that the conversion report has something to show.
 
     python projects/SyntheticMix/tools/make_synthetic_json.py data/synthetic_mix [--num-images 400]
         [--seed 1] [--defects 4]
 
-The scenes come from the toy generator (``tools/misc/make_toy_scenes.py --style synthetic``). OUT_DIR receives
+The scenes come from the toy generator (``speaq_mm.datasets.toy_scenes``, synthetic style). OUT_DIR receives
 ``images/gen_<n>.jpg`` and ``scene_graphs.json``: string image ids, COCO-style ``xywh`` boxes, no vocabulary
 lists (the converter takes the real set's with ``--vocab``), and ``--defects`` of each kind of defect:
 an object of an unknown class (``blob``), a relation with an unknown predicate (``touching``), a relation to
@@ -16,14 +16,10 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 import tempfile
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-from make_toy_scenes import make_toy_scenes  # noqa: E402
-from scene_graph_json import vg_to_json  # noqa: E402
+from speaq_mm.datasets.scene_graph_json import vg_to_json
+from speaq_mm.datasets.toy_scenes import make_toy_scenes
 
 DEFECT_KINDS = ('unknown class', 'unknown predicate', 'missing object id', 'box past the border')
 

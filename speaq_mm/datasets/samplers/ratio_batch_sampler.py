@@ -12,8 +12,8 @@ of every stream (``n`` = largest-remainder rounding of ``ratio * world_size * ba
 source's chunk over the ranks: every rank gets ``n_i // world_size`` and the ``n_i % world_size`` leftovers
 are dealt round-robin, starting at rank ``t % world_size``, so each rank still gets exactly ``batch_size``
 samples and no rank is always the short one. Batch ``t`` is a function of ``(seed, t, rank, world_size)``
-and of the resume state (:meth:`RatioBatchSampler.load_state_dict`) only, which is what lets a resumed run
-reproduce the uninterrupted one: :meth:`RatioBatchSampler.resume_at` starts the stream at any batch in constant
+and of the resume state (:meth:`SGGRatioBatchSampler.load_state_dict`) only, which is what lets a resumed run
+reproduce the uninterrupted one: :meth:`SGGRatioBatchSampler.resume_at` starts the stream at any batch in constant
 time, and every index carries the seed its sample is augmented with (``seeded_draws``).
 """
 import itertools
@@ -38,7 +38,7 @@ def ratios_by_source(source_ratio, dataset):
     Every source needs a ratio (0 leaves it out) and every name must be a source of the dataset, so a typo
     can never silently drop a source or leave a ratio unused.
     """
-    from .sgg_concat_dataset import source_names  # imported here: that module imports the datasets package
+    from ..sgg_concat_dataset import source_names  # imported here: that module imports the datasets package
     names = source_names(dataset)
     if len(set(names)) != len(names):
         raise ValueError(f'{RATIO_KEY} is keyed by source name, but the datasets share names: {names}; give '
@@ -120,7 +120,7 @@ def _valid_batch_sizes_near(ratios, world_size, batch_size):
 
 
 @DATA_SAMPLERS.register_module()
-class RatioBatchSampler(Sampler):
+class SGGRatioBatchSampler(Sampler):
     """Batch sampler giving every global batch an exact, fixed number of samples from each source.
 
     Use it as ``train_dataloader.batch_sampler`` over a ``ConcatDataset``; ``train_dataloader.sampler``
@@ -166,7 +166,7 @@ class RatioBatchSampler(Sampler):
         super().__init__()
         dataset = getattr(sampler, 'dataset', None)
         if not hasattr(dataset, 'cumulative_sizes'):
-            raise TypeError('RatioBatchSampler needs train_dataloader.dataset to be a ConcatDataset of the '
+            raise TypeError('SGGRatioBatchSampler needs train_dataloader.dataset to be a ConcatDataset of the '
                             f'sources, got {type(dataset).__name__}')
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
@@ -191,7 +191,7 @@ class RatioBatchSampler(Sampler):
             seed = getattr(sampler, 'seed', None)
         self.seed = sync_random_seed() if seed is None else seed
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f'RatioBatchSampler seed must be a non-negative integer, got {self.seed!r}')
+            raise ValueError(f'SGGRatioBatchSampler seed must be a non-negative integer, got {self.seed!r}')
         drawn = self.source_counts > 0
         default_length = int(np.max(-(-self.source_sizes[drawn] // self.source_counts[drawn])))
         if num_batches_per_epoch is not None and (not isinstance(num_batches_per_epoch, int)
@@ -325,7 +325,7 @@ class RatioBatchSampler(Sampler):
         """
         positions = list(state['stream_positions'])
         if len(positions) != len(self.source_counts):
-            raise ValueError(f'the checkpoint\'s RatioBatchSampler state has {len(positions)} sources, the '
+            raise ValueError(f'the checkpoint\'s SGGRatioBatchSampler state has {len(positions)} sources, the '
                              f'config has {len(self.source_counts)}; resume with the same datasets')
         self.seed = int(state['seed'])
         self._resume_batch = int(state['next_batch'])

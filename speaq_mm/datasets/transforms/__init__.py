@@ -1,14 +1,15 @@
 """Relation-aware pipeline steps; each registers into mmdet's TRANSFORMS on import."""
-from .formatting import SGG_META_KEYS, PackSGGInputs
+from .formatting import SGG_META_KEYS, SGGPackInputs
+from .loading import SGGLoadImageFromFile, UnreadableImageError
 from .scene_graph import (
-    FilterDuplicateRelations,
-    FilterEmptySGGInstances,
-    LoadSGGAnnotations,
-    SwapPredicatesOnFlip,
+    SGGFilterDuplicateRelations,
+    SGGFilterEmptyInstances,
+    SGGLoadAnnotations,
+    SGGSwapPredicatesOnFlip,
     relations_for_current_boxes,
 )
 
 __all__ = [
-    'SGG_META_KEYS', 'PackSGGInputs', 'FilterDuplicateRelations', 'FilterEmptySGGInstances',
-    'LoadSGGAnnotations', 'SwapPredicatesOnFlip', 'relations_for_current_boxes'
+    'SGG_META_KEYS', 'SGGPackInputs', 'SGGLoadImageFromFile', 'UnreadableImageError', 'SGGFilterDuplicateRelations',
+    'SGGFilterEmptyInstances', 'SGGLoadAnnotations', 'SGGSwapPredicatesOnFlip', 'relations_for_current_boxes'
 ]

@@ -12,7 +12,7 @@ SGG_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
 
 
 @TRANSFORMS.register_module()
-class PackSGGInputs(PackDetInputs):
+class SGGPackInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` plus ``data_sample.gt_relations``.
 
     ``gt_relations`` is an ``InstanceData`` with ``pairs`` (R, 2) int64 (subject, object) indices into

@@ -4,7 +4,7 @@ Invariant kept by every step (docs/dataset_format.md, "Pipeline"): ``gt_relation
 array of (subject, object, predicate) whose subject/object are indices into the image's *original* instance
 list, and ``gt_instances_ids`` holds, for every box still present, its original index. Transforms that drop
 boxes only have to filter ``gt_instances_ids`` along with the boxes (mmdet's ``RandomCrop`` already does);
-``PackSGGInputs`` turns the relations into indices of the boxes that are left and drops those that lost a box.
+``SGGPackInputs`` turns the relations into indices of the boxes that are left and drops those that lost a box.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -45,7 +45,7 @@ def relations_for_current_boxes(results: dict, keep: Optional[np.ndarray] = None
 
 
 @TRANSFORMS.register_module()
-class LoadSGGAnnotations(LoadAnnotations):
+class SGGLoadAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` (boxes and labels) plus the scene graph.
 
     Adds ``gt_relations`` (int64 (R, 3) from the record's ``relations``) and ``gt_instances_ids``
@@ -77,7 +77,7 @@ class LoadSGGAnnotations(LoadAnnotations):
 
 
 @TRANSFORMS.register_module()
-class FilterEmptySGGInstances(BaseTransform):
+class SGGFilterEmptyInstances(BaseTransform):
     """Remove boxes whose width or height is at most ``min_size`` pixels (e.g. cropped or clipped away).
 
     Their labels, ignore flags and ``gt_instances_ids`` go with them, so their relations disappear when the
@@ -106,7 +106,7 @@ class FilterEmptySGGInstances(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class FilterDuplicateRelations(BaseTransform):
+class SGGFilterDuplicateRelations(BaseTransform):
     """Train-time: keep one randomly chosen predicate per (subject, object) pair, drawn anew at every call.
 
     Pairs keep the order of their first occurrence; every relation of a pair (duplicate triplets included) is
@@ -130,7 +130,7 @@ class FilterDuplicateRelations(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class SwapPredicatesOnFlip(BaseTransform):
+class SGGSwapPredicatesOnFlip(BaseTransform):
     """Swap direction-dependent predicates of a flipped image (e.g. "left of" <-> "right of").
 
     Put it right after ``RandomFlip``. VG150's predicates survive a horizontal flip, but geometric
@@ -152,7 +152,7 @@ class SwapPredicatesOnFlip(BaseTransform):
                 unknown = [name for name in (a, b) if name not in self.predicates]
                 if unknown:
                     raise ValueError(
-                        f'SwapPredicatesOnFlip: {unknown} are not in predicates {self.predicates}')
+                        f'SGGSwapPredicatesOnFlip: {unknown} are not in predicates {self.predicates}')
                 ia, ib = self.predicates.index(a), self.predicates.index(b)
                 mapping[ia], mapping[ib] = ib, ia
             self.maps[direction] = mapping

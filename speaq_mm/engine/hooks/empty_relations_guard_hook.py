@@ -2,7 +2,7 @@
 
 A dataset whose relations are all filtered out already fails when it loads (``VGH5Dataset``: empty split, or
 no relations for the statistics). The training pipeline can still drop them later: a crop or a minimum box
-size that removes the boxes takes their relations along (``PackSGGInputs``). The model then trains without
+size that removes the boxes takes their relations along (``SGGPackInputs``). The model then trains without
 complaint on "no relation" targets only and learns to predict nothing. This hook counts the ground-truth
 relations of every global batch, warns when a batch has none and stops the run after
 ``max_consecutive_empty_batches`` such batches in a row. Batches without relation annotations at all (no
@@ -50,6 +50,6 @@ class SpeaQEmptyRelationsGuardHook(Hook):
         if self.consecutive_empty_batches >= self.max_consecutive_empty_batches:
             raise RuntimeError(
                 f'{message}. Every relation is being filtered out: check the transforms that drop boxes '
-                '(crops, FilterEmptySGGInstances.min_size) and the dataset filters '
+                '(crops, SGGFilterEmptyInstances.min_size) and the dataset filters '
                 '(SpeaQEmptyRelationsGuardHook.max_consecutive_empty_batches)')
         runner.logger.warning(message)

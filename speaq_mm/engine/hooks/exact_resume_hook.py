@@ -6,7 +6,7 @@ hook adds the rest (docs/distributed.md, "Resuming"):
 * before every training iteration it re-seeds Python's, numpy's and torch's generators from (seed, rank,
   iteration), so dropout and every other draw of the model are those of the uninterrupted run; the samples are
   seeded by the batch samplers (``speaq_mm.datasets.seeded_draws``);
-* it stores the batch sampler's state (``state_dict(next_batch)``, e.g. ``RatioBatchSampler``'s per-source
+* it stores the batch sampler's state (``state_dict(next_batch)``, e.g. ``SGGRatioBatchSampler``'s per-source
   stream positions) in every checkpoint and hands it back when the run resumes, before the first batch is
   drawn, so that a resumed run with another ratio, batch size or number of GPUs continues every source's pass.
 
@@ -18,7 +18,7 @@ from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from speaq_mm.datasets.samplers import RatioBatchSampler
+from speaq_mm.datasets.samplers import SGGRatioBatchSampler
 from speaq_mm.datasets.seeded_draws import seed_iteration
 
 STATE_KEY = 'ratio_batch_sampler'  # checkpoint['meta'] key of the batch sampler state
@@ -51,7 +51,7 @@ class SpeaQExactResumeHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint):
         """Store the batch sampler state for the first batch the checkpoint has not trained on."""
         batch_sampler = runner.train_loop.dataloader.batch_sampler
-        if isinstance(batch_sampler, RatioBatchSampler):
+        if isinstance(batch_sampler, SGGRatioBatchSampler):
             checkpoint['meta'][STATE_KEY] = batch_sampler.state_dict(checkpoint['meta']['iter'])
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):

@@ -4,11 +4,11 @@ from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
-from speaq_mm.datasets.samplers import source_names
+from speaq_mm.datasets import source_names
 
 
 @HOOKS.register_module()
-class SourceMixHook(Hook):
+class SGGSourceMixHook(Hook):
     """Log the source mix of every global batch.
 
     It is one of the default hooks of every config (configs/_base_/default_runtime.py) and works only when the
@@ -40,10 +40,10 @@ class SourceMixHook(Hook):
         for sample in data_batch['data_samples']:
             meta = sample.metainfo
             if 'source' not in meta or 'sample_weight' not in meta:
-                raise KeyError('SourceMixHook: a training sample has no "source"/"sample_weight" metainfo; the '
-                               'packing transform must keep both (meta_keys of PackSGGInputs)')
+                raise KeyError('SGGSourceMixHook: a training sample has no "source"/"sample_weight" metainfo; the '
+                               'packing transform must keep both (meta_keys of SGGPackInputs)')
             if meta['source'] not in self._sources:
-                raise KeyError(f'SourceMixHook: sample source "{meta["source"]}" is not one of the training '
+                raise KeyError(f'SGGSourceMixHook: sample source "{meta["source"]}" is not one of the training '
                                f'sources {self._sources}')
             index = self._sources.index(meta['source'])
             tallies[index] += 1

@@ -30,6 +30,7 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from ..atomic_io import atomic_write, remove_stale_partial_files
+from ..mmengine_compat import deferred_removals
 
 
 @HOOKS.register_module()
@@ -124,7 +125,10 @@ class SpeaQCheckpointHook(CheckpointHook):
                 runner.logger.info(f'resumed best-checkpoint record for {key}: {score} in {osp.basename(path)}')
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        """Save checkpoint ``step``, then point ``last_checkpoint`` at it, then retire old checkpoints."""
+        """Save checkpoint ``step``, then point ``last_checkpoint`` at it, then retire old checkpoints.
+
+        Overrides a private method of mmengine 0.10.7 (workaround 7 of ``speaq_mm.engine.mmengine_compat``).
+        """
         retired = []
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             # The list is updated before saving because the checkpoint stores it (message hub runtime info).
@@ -155,15 +159,14 @@ class SpeaQCheckpointHook(CheckpointHook):
     def _save_best_checkpoint(self, runner, metrics) -> None:
         """``CheckpointHook``'s best-checkpoint logic, with the old best deleted only after the new one and
         the re-saved last checkpoint (which records the new best) are complete."""
-        deferred = []
         # mmengine updates the record before it writes the file; a failed write must not leave a record
         # naming a file that does not exist.
         record = {key: value for key, value in runner.message_hub.runtime_info.items()
                   if key.startswith(('best_score', 'best_ckpt'))}
         paths = (getattr(self, 'best_ckpt_path', None), dict(getattr(self, 'best_ckpt_path_dict', {})))
-        self.file_backend.remove = deferred.append  # instance attribute: shadows the method meanwhile
         try:
-            super()._save_best_checkpoint(runner, metrics)
+            with deferred_removals(self.file_backend) as deferred:
+                super()._save_best_checkpoint(runner, metrics)
         except BaseException:
             for key in [key for key in runner.message_hub.runtime_info
                         if key.startswith(('best_score', 'best_ckpt')) and key not in record]:
@@ -172,8 +175,6 @@ class SpeaQCheckpointHook(CheckpointHook):
                 runner.message_hub.update_info(key, value)
             self.best_ckpt_path, self.best_ckpt_path_dict = paths
             raise
-        finally:
-            del self.file_backend.remove
         for path in deferred:
             self._remove(path)
 

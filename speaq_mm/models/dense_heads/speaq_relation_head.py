@@ -1,7 +1,7 @@
 """The shared prediction heads of IterativeSG/SpeaQ, with deep supervision, matching and post-processing.
 
 One entity classifier serves subjects and objects, one box MLP serves subjects, objects and relations, one
-predicate classifier serves relations, and all decoder layers share them (spec §1.5). The head follows
+predicate classifier serves relations, and all decoder layers share them (docs/model.md, "Parts"). The head follows
 mmdet's DETR head conventions: ``loss`` and ``predict`` take the decoder states and the data samples, the
 assigner comes from ``train_cfg`` and the auxiliary layers' losses are prefixed ``d{i}.``.
 """
@@ -10,7 +10,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..utils.relation_structures import RelationPredictions, build_relation_targets
+from ..utils.relation_structures import RelationPredictions, build_relation_targets, check_query_counts
 
 
 @MODELS.register_module()
@@ -43,9 +43,7 @@ class SpeaQRelationHead(BaseModule):
                  test_cfg=None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if num_relation_queries % num_entity_queries:
-            raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
-                             f'num_entity_queries ({num_entity_queries})')
+        check_query_counts(num_entity_queries, num_relation_queries)
         self.num_entity_classes = num_entity_classes
         self.num_predicates = num_predicates
         self.queries_per_entity = num_relation_queries // num_entity_queries

@@ -1,4 +1,4 @@
-"""SpeaQ / IterativeSG scene graph detector on mmdet's DETR conventions (spec §1).
+"""SpeaQ / IterativeSG scene graph detector on mmdet's DETR conventions (docs/model.md).
 
 Backbone (mmdet ``ResNet``, last stage) -> 1x1 input projection (``ChannelMapper``) -> sine positional
 encoding -> DETR encoder -> the iterative relation decoder -> the shared heads. Subject, object and relation
@@ -15,6 +15,7 @@ from torch import nn
 
 from ...utils import reject_unknown_kwargs
 from ..layers.iterative_relation_decoder import STREAMS, SpeaQIterativeRelationDecoder
+from ..utils.relation_structures import check_query_counts
 
 
 @MODELS.register_module()
@@ -46,9 +47,7 @@ class SpeaQDetector(DetectionTransformer):
     def __init__(self, *args, num_entity_queries=300, num_relation_queries=600, feature_stride=32,
                  bbox_head=None, **kwargs):
         reject_unknown_kwargs(type(self).__name__, DetectionTransformer, kwargs)
-        if num_relation_queries % num_entity_queries:
-            raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
-                             f'num_entity_queries ({num_entity_queries})')
+        check_query_counts(num_entity_queries, num_relation_queries)
         self.num_entity_queries = num_entity_queries
         self.num_relation_queries = num_relation_queries
         self.feature_stride = feature_stride

@@ -1,4 +1,4 @@
-"""The iterative relation decoder of IterativeSG/SpeaQ (spec §1.4).
+"""The iterative relation decoder of IterativeSG/SpeaQ (docs/model.md, "Parts" and "Data flow").
 
 Three stacks of mmdet ``DetrTransformerDecoderLayer`` (subject, object, relation) run in lock-step. Between
 them sit two kinds of attention that mmdet does not have, written here with ``nn.MultiheadAttention``:

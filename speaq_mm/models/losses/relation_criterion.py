@@ -22,7 +22,7 @@ from ..task_modules.predicate_groups import validate_predicate_counts
 
 def predicate_class_weights(counts, oversample_param, undersample_param, no_relation_weight,
                             weight_range):
-    """Reference reweighting (spec §3.4), then clamped.
+    """Reference reweighting (docs/model.md, "Criterion"), then clamped.
 
     w_c = max(sqrt(alpha / (f_c + 1e-5)), 1) ** U with f_c = count_c / sum(count), clamped to
     ``weight_range``; the no-relation weight is appended last. With alpha = 0.07 and U = 1.5 the formula
@@ -41,7 +41,8 @@ def predicate_class_weights(counts, oversample_param, undersample_param, no_rela
 
 @MODELS.register_module()
 class SpeaQRelationCriterion(BaseModule):
-    """Losses of one decoder layer given a matching (spec §3.3, §3.4 and the per-sample weights of §10).
+    """Losses of one decoder layer given a matching (docs/model.md, "Criterion"; sample weights:
+    docs/multi_dataset.md).
 
     Every loss term of an image's queries, matched or background, is multiplied by the image's
     ``sample_weight`` while the denominators stay the reference's unweighted ones: the class-weighted number
@@ -55,7 +56,7 @@ class SpeaQRelationCriterion(BaseModule):
         entity_cls_weight (float): weight of the subject and object cross-entropies.
         predicate_cls_weight (float): weight of the predicate cross-entropy.
         no_object_weight (float): class weight of no-object in the entity cross-entropies.
-        reweight_predicates (bool): use the frequency-based predicate weights of spec §3.4 (needs
+        reweight_predicates (bool): use the frequency-based predicate weights of docs/model.md, "Criterion" (needs
             `set_predicate_counts`); otherwise every predicate weighs 1.
         oversample_param (float): alpha of the reweighting, >= 0.
         undersample_param (float): U (twice beta) of the reweighting, >= 0.

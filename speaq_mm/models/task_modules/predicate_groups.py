@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..utils.relation_structures import check_query_counts
+
 # Counts per VG150 predicate (0-based, alphabetical `predicate_to_idx` order) from the table hard-coded in
 # the SpeaQ matcher. They total 2,046,006 and are raw Visual Genome counts, not VG150-train counts.
 REFERENCE_PREDICATE_COUNTS = (
@@ -111,9 +113,7 @@ def build_predicate_group_layout(counts, num_groups, num_entity_queries, num_rel
     num_predicates = counts.shape[0]
     if not 1 <= num_groups <= num_predicates:
         raise ValueError(f'num_groups must be in [1, {num_predicates}], got {num_groups}')
-    if num_relation_queries % num_entity_queries:
-        raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
-                         f'num_entity_queries ({num_entity_queries})')
+    check_query_counts(num_entity_queries, num_relation_queries)
     # Stable sort: ties keep predicate index order, which makes the layout deterministic.
     order = np.argsort(-counts, kind='stable')
     sorted_counts = counts[order]

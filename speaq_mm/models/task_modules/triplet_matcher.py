@@ -15,7 +15,12 @@ from mmengine.logging import print_log
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from ..utils.relation_structures import PaddedRelationTargets, RelationPredictions, pad_relation_targets
+from ..utils.relation_structures import (
+    PaddedRelationTargets,
+    RelationPredictions,
+    check_query_counts,
+    pad_relation_targets,
+)
 from .predicate_groups import (
     REFERENCE_PREDICATE_COUNTS,
     build_predicate_group_layout,
@@ -41,7 +46,7 @@ def _gather_columns(probabilities, labels):
 
 @TASK_UTILS.register_module()
 class SpeaQTripletMatcher:
-    """Assign relation queries to GT triplets (spec §2.2-§2.4 and §3.2).
+    """Assign relation queries to GT triplets (docs/model.md, "Matcher").
 
     Args:
         num_predicates (int): P, predicates without the no-relation class.
@@ -94,9 +99,7 @@ class SpeaQTripletMatcher:
             raise ValueError(f"group_counts must be 'train_statistics' or 'reference', got {group_counts!r}")
         if k < 1:
             raise ValueError(f'k must be >= 1, got {k}')
-        if num_relation_queries % num_entity_queries:
-            raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
-                             f'num_entity_queries ({num_entity_queries})')
+        check_query_counts(num_entity_queries, num_relation_queries)
         self.num_predicates = num_predicates
         self.num_entity_queries = num_entity_queries
         self.num_relation_queries = num_relation_queries

@@ -1,4 +1,4 @@
-"""Turn the final layer's relation queries into scene graphs (spec §4), for any test batch size.
+"""Turn the final layer's relation queries into scene graphs (docs/model.md, "Inference"), for any test batch size.
 
 Each query proposes a subject and an object entity; the 2·Q entities of an image are merged by class-aware
 NMS, every entity is mapped to the kept box of its class it overlaps most, and the queries become triplets

@@ -6,9 +6,10 @@ as in the reference; `docs/structures.md` describes the DetDataSample fields the
 from typing import List, NamedTuple, Optional
 
 import torch
-from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
+from mmdet.structures.bbox import bbox_xyxy_to_cxcywh, get_box_tensor
 from mmengine.logging import print_log
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 
 class RelationPredictions(NamedTuple):
@@ -57,6 +58,13 @@ class PaddedRelationTargets(NamedTuple):
     valid: Tensor  # (B, T) bool
 
 
+def check_query_counts(num_entity_queries, num_relation_queries):
+    """Relation queries come in equal blocks per entity query slot: their count must be a multiple."""
+    if num_relation_queries % num_entity_queries:
+        raise ValueError(f'num_relation_queries ({num_relation_queries}) must be a multiple of '
+                         f'num_entity_queries ({num_entity_queries})')
+
+
 def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
     """The relation box target: the box spanned by the subject and object centres, normalised cxcywh.
 
@@ -71,11 +79,6 @@ def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
     degenerate = (size_px <= min_size).any(dim=1)
     subject_box = bbox_xyxy_to_cxcywh(subject_xyxy) / scale.repeat(2)
     return torch.where(degenerate[:, None], subject_box, centre)
-
-
-def _plain_tensor(boxes):
-    """Box tensors from ``HorizontalBoxes`` or plain tensors."""
-    return boxes.tensor if hasattr(boxes, 'tensor') else boxes
 
 
 def build_relation_targets(data_sample, min_box_size=1e-5):
@@ -93,9 +96,9 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
     img_path = data_sample.metainfo.get('img_path', data_sample.metainfo.get('img_id', '<unknown image>'))
     if 'gt_relations' not in data_sample:
         raise KeyError(f'{img_path}: the data sample has no gt_relations; pack training samples with '
-                       'PackSGGInputs (docs/structures.md)')
+                       'SGGPackInputs (docs/structures.md)')
     img_h, img_w = data_sample.metainfo['img_shape'][:2]
-    boxes = _plain_tensor(data_sample.gt_instances.bboxes).float()
+    boxes = get_box_tensor(data_sample.gt_instances.bboxes).float()
     labels = data_sample.gt_instances.labels.long()
     pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
     predicates = data_sample.gt_relations.labels.long().reshape(-1)
@@ -134,27 +137,29 @@ def pad_relation_targets(targets):
     """Stack the per-image relation targets into `PaddedRelationTargets` (padding boxes are valid unit
     boxes so that costs stay finite; padded columns are never assigned)."""
     num_relations = [int(t.pairs.shape[0]) for t in targets]
-    batch = len(targets)
-    width = max(num_relations + [1])
-    device = targets[0].entity_boxes.device
-    filler = torch.tensor([0.5, 0.5, 1.0, 1.0], device=device)
-    boxes = {name: filler.repeat(batch, width, 1) for name in ('subject', 'object', 'relation')}
-    labels = {name: torch.zeros(batch, width, dtype=torch.long, device=device)
-              for name in ('subject', 'object', 'predicate')}
-    valid = torch.zeros(batch, width, dtype=torch.bool, device=device)
-    for b, target in enumerate(targets):
-        count = num_relations[b]
-        if not count:
-            continue
-        subjects, objects = target.pairs[:, 0], target.pairs[:, 1]
-        boxes['subject'][b, :count] = target.entity_boxes[subjects]
-        boxes['object'][b, :count] = target.entity_boxes[objects]
-        boxes['relation'][b, :count] = target.relation_boxes
-        labels['subject'][b, :count] = target.entity_labels[subjects]
-        labels['object'][b, :count] = target.entity_labels[objects]
-        labels['predicate'][b, :count] = target.predicate_labels
-        valid[b, :count] = True
+    valid = _pad_rows([torch.ones(n, dtype=torch.bool, device=t.pairs.device)
+                       for n, t in zip(num_relations, targets)])
+    filler = targets[0].entity_boxes.new_tensor([0.5, 0.5, 1.0, 1.0])
+
+    def boxes(per_image):
+        padded = _pad_rows(per_image)
+        padded[~valid] = filler
+        return padded
+
+    subjects, objects = [t.pairs[:, 0].long() for t in targets], [t.pairs[:, 1].long() for t in targets]
     return PaddedRelationTargets(
-        subject_boxes=boxes['subject'], object_boxes=boxes['object'], relation_boxes=boxes['relation'],
-        subject_labels=labels['subject'], object_labels=labels['object'],
-        predicate_labels=labels['predicate'], num_relations=num_relations, valid=valid)
+        subject_boxes=boxes([t.entity_boxes[i] for t, i in zip(targets, subjects)]),
+        object_boxes=boxes([t.entity_boxes[i] for t, i in zip(targets, objects)]),
+        relation_boxes=boxes([t.relation_boxes.reshape(-1, 4) for t in targets]),
+        subject_labels=_pad_rows([t.entity_labels[i].long() for t, i in zip(targets, subjects)]),
+        object_labels=_pad_rows([t.entity_labels[i].long() for t, i in zip(targets, objects)]),
+        predicate_labels=_pad_rows([t.predicate_labels.long().reshape(-1) for t in targets]),
+        num_relations=num_relations, valid=valid)
+
+
+def _pad_rows(per_image):
+    """``pad_sequence`` of the images' rows (zeros after each image's own), at least one column wide."""
+    padded = pad_sequence(per_image, batch_first=True)
+    if padded.shape[1] == 0:
+        padded = padded.new_zeros(padded.shape[0], 1, *padded.shape[2:])
+    return padded

@@ -1,4 +1,4 @@
-"""The look shared by the matplotlib figures of the analysis tools in this folder.
+"""The look shared by the matplotlib figures of the analysis tools (tools/analysis).
 
 Panels are white on a mid-grey figure. The grey is darker than anything a white panel holds in grey (grid
 lines, faint curves), so a figure's panels can be told from its background, which the tests use to count

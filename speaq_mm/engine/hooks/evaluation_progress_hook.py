@@ -9,7 +9,7 @@ from mmengine.utils import ProgressBar
 
 
 @HOOKS.register_module()
-class SceneGraphProgressHook(Hook):
+class SGGEvaluationProgressHook(Hook):
     """Show ``mmengine.utils.ProgressBar`` over the images of the test (and, optionally, validation) loop.
 
     Only rank 0 draws; it counts its own batches times the world size, which is what all ranks together

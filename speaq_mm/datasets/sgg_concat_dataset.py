@@ -10,8 +10,8 @@ import numpy as np
 from mmdet.registry import DATASETS
 from mmengine.dataset import ConcatDataset
 
-from ..seeded_draws import fetch_seeded
-from ..vg_h5 import STATISTICS_KEYS
+from .seeded_draws import fetch_seeded
+from .vg_format import STATISTICS_KEYS
 
 
 def source_names(dataset):
@@ -40,7 +40,7 @@ def combine_statistics(metainfos):
 
     Args:
         metainfos (Sequence[dict]): metainfo of each source, each holding every key of
-            ``speaq_mm.datasets.vg_h5.STATISTICS_KEYS``.
+            ``speaq_mm.datasets.vg_format.STATISTICS_KEYS``.
 
     Returns:
         dict: the combined value of each statistics key.
@@ -66,7 +66,7 @@ class SGGConcatDataset(ConcatDataset):
     dataset's own ``sample_weight`` (1.0 unless the dataset sets another).
 
     The vocabulary (``classes``, ``predicates``) must still match across sources; the statistics keys
-    (``speaq_mm.datasets.vg_h5.STATISTICS_KEYS``) may differ and are replaced, in ``metainfo``, by
+    (``speaq_mm.datasets.vg_format.STATISTICS_KEYS``) may differ and are replaced, in ``metainfo``, by
     :func:`combine_statistics` over the chosen sources. A model reads them exactly as it reads a single
     dataset's.
 

@@ -1,0 +1,1 @@
+"""High-level entry points built on the package: the toy train-and-evaluate run."""

@@ -1,0 +1,86 @@
+"""Optimizer wrappers that skip the weight update of a step whose loss or gradients are not finite.
+
+One NaN in a loss term or a gradient reaches every weight through AdamW's moments and the model never
+recovers; mmengine's gradient clipping does not stop it (the clipped norm is NaN too). These wrappers are
+mmengine's ``OptimWrapper`` and ``AmpOptimWrapper`` with ``backward`` and ``step`` extended: a non-finite loss
+or gradient skips the update (the gradients are zeroed by ``update_params`` as usual) and the wrapper records
+why; ``SpeaQNonFiniteGuardHook`` (``default_hooks.non_finite_guard``) logs each skipped step and stops the run
+after too many in a row. In distributed training every rank checks its own loss and gradients and the verdict
+is all-reduced, so all ranks skip the same steps and stay in sync.
+"""
+import torch
+from mmdet.registry import OPTIM_WRAPPERS
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+
+class NonFiniteGuardMixin:
+    """``backward`` and ``step`` of an ``OptimWrapper`` that skip the update after a non-finite loss or gradient.
+
+    After every ``update_params``, :meth:`pop_skipped_step` tells whether the step was skipped and which
+    parameters had non-finite gradients.
+
+    Args:
+        check_grads (bool): also check the gradients before each update (one fused norm in the usual case).
+            The AMP wrapper never checks them here: its GradScaler already skips steps with inf/NaN gradients
+            (and lowers the loss scale), which is part of normal AMP training.
+    """
+
+    checks_grads_itself = True
+
+    def __init__(self, *args, check_grads=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.check_grads = check_grads and self.checks_grads_itself
+        self.parameter_names = {}
+        self._loss_finite = True
+        self._skipped = False
+        self._bad_parameters = []
+
+    def backward(self, loss, **kwargs):
+        """Backward, remembering whether the loss was finite (every loss accumulated before one step)."""
+        self._loss_finite = self._loss_finite and bool(torch.isfinite(loss.detach()).all())
+        super().backward(loss, **kwargs)
+
+    def step(self, **kwargs):
+        """The optimizer step, unless this rank or any other saw a non-finite loss or gradient."""
+        self._bad_parameters = self._non_finite_gradients() if self.check_grads else []
+        bad = not self._loss_finite or bool(self._bad_parameters)
+        self._loss_finite = True
+        if get_world_size() > 1:
+            flag = torch.tensor(float(bad), device=self._device())
+            all_reduce(flag, op='max')
+            bad = bool(flag.item())
+        self._skipped = self._skipped or bad
+        if not bad:
+            super().step(**kwargs)
+
+    def pop_skipped_step(self):
+        """``(skipped, names of parameters with non-finite gradients)`` since the last call."""
+        skipped, self._skipped = self._skipped, False
+        return skipped, self._bad_parameters
+
+    def _non_finite_gradients(self):
+        parameters = [p for group in self.optimizer.param_groups for p in group['params']]
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            return []
+        return [self.parameter_names.get(p, '<unnamed>') for p in parameters
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+
+    def _device(self):
+        for group in self.optimizer.param_groups:
+            for parameter in group['params']:
+                return parameter.device
+        return torch.device('cpu')
+
+
+@OPTIM_WRAPPERS.register_module()
+class SpeaQNonFiniteGuardOptimWrapper(NonFiniteGuardMixin, OptimWrapper):
+    """``OptimWrapper`` (same arguments, plus ``check_grads``) that skips non-finite steps."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class SpeaQNonFiniteGuardAmpOptimWrapper(NonFiniteGuardMixin, AmpOptimWrapper):
+    """``AmpOptimWrapper`` (same arguments) that skips steps with a non-finite loss."""
+
+    checks_grads_itself = False
