@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim.scheduler import LinearLR, MultiStepLR
 
-from speaq_mm.engine.atomic_io import find_partial_files
+from speaq_mm.utils.atomic_io import find_partial_files
 from tests.datasets_fixtures import load_tool
 from tests.reliability_fixtures import (
     BEST_KEY,

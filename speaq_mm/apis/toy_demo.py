@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import time
 
-from ..engine.atomic_io import atomic_dump
+from ..utils.atomic_io import atomic_dump
 
 # What the toy configs read (configs/_base_/datasets/toy_real.py and toy_synthetic.py).
 TOY_DATASETS = (('toy_real', 'real', 0), ('toy_synthetic', 'synthetic', 1))

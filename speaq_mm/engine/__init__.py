@@ -1,4 +1,4 @@
-from . import atomic_io, hooks, loops, optim_wrappers  # noqa: F401  (atomic writes, hooks, loop, optim wrappers)
+from . import hooks, loops, optim_wrappers  # noqa: F401  (hooks, loop, optim wrappers)
 from .mmengine_compat import install_process_wide_workarounds, load_local_checkpoint, prepare_launch
 from .runner import build_runner, check_work_dir_is_free, load_run_config, read_config
 

@@ -12,7 +12,7 @@ imported (README, "What importing speaq_mm changes"):
    ``speaq_mm.utils.safe_loading``, on every version. Remove when mmengine loads with an allow-list itself.
 2. ``AtomicLocalBackend`` becomes mmengine's backend for local paths: mmengine (0.10.7 and main) writes
    files with a plain ``open(path, 'wb')``, so a killed save leaves a truncated checkpoint under its final
-   name (``speaq_mm.engine.atomic_io``). Remove when ``LocalBackend.put`` writes atomically.
+   name (``speaq_mm.utils.atomic_io``). Remove when ``LocalBackend.put`` writes atomically.
 
 The others act only where speaq_mm calls them:
 
@@ -45,7 +45,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmengine.utils import digit_version
 
 from ..utils.safe_loading import load_torch_file
-from .atomic_io import atomic_write
+from ..utils.atomic_io import atomic_write
 
 TESTED_MMENGINE = '0.10.7'
 MMENGINE_VERSION = digit_version(mmengine.__version__)
@@ -77,7 +77,7 @@ def load_local_checkpoint(filename, map_location=None):
 
 # 2. Atomic local writes -----------------------------------------------------------------------------------
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put`` and ``put_text`` (``speaq_mm.engine.atomic_io``)."""
+    """mmengine's local file backend with atomic ``put`` and ``put_text`` (``speaq_mm.utils.atomic_io``)."""
 
     def put(self, obj: bytes, filepath) -> None:
         """Write bytes to ``filepath`` atomically."""

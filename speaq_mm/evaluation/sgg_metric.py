@@ -9,7 +9,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric, DumpResults
 from mmengine.logging import print_log
 
-from ..engine.atomic_io import atomic_dump
+from ..utils.atomic_io import atomic_dump
 from .entity_ap import entity_detection_ap
 from .records import dataset_meta_to_json, load_zeroshot_triplets, record_from_data_sample
 from .sgg_core import compute_image_stats
@@ -143,7 +143,6 @@ class SGGDumpResults(DumpResults):
 
     def compute_metrics(self, results):
         """Write the dump (and the metainfo file), atomically; no metrics."""
-        from ..engine.atomic_io import atomic_dump
         atomic_dump(results, self.out_file_path, file_format='pkl')
         print_log(f'Results has been saved to {self.out_file_path}.', logger='current')
         if self.meta_file_path:

@@ -39,7 +39,7 @@ def parse_args(argv=None):
 def main(argv=None):
     """Evaluate the dump; return the summary dict."""
     args = parse_args(argv)
-    from speaq_mm.engine.atomic_io import atomic_dump
+    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.evaluation.entity_ap import entity_detection_ap
     from speaq_mm.evaluation.records import load_dataset_meta, load_prediction_dump
     from speaq_mm.evaluation.sgg_core import iter_image_stats

@@ -249,7 +249,7 @@ def main(argv=None) -> dict:
                    predicates=list(predicate_names), predicate_group=layout.predicate_group.tolist(),
                    groups=report['groups'], specialisation=report['specialisation'],
                    group_counts=report['group_counts'].tolist(), query_counts=report['query_counts'].tolist())
-    from speaq_mm.engine.atomic_io import atomic_dump
+    from speaq_mm.utils.atomic_io import atomic_dump
     atomic_dump(payload, osp.join(out_dir, 'query_specialisation.json'))
     print(title)
     for group in report['groups']:

@@ -212,7 +212,7 @@ def write_numbers(names: Sequence[str], stats: Sequence[Dict], summaries: Sequen
             writer.writerow(row)
     content = {name: dict(summary, counts={p: int(c) for p, c in zip(predicates, data['counts'])})
                for name, data, summary in zip(names, stats, summaries)}
-    from speaq_mm.engine.atomic_io import atomic_dump
+    from speaq_mm.utils.atomic_io import atomic_dump
     atomic_dump(content, osp.join(out_dir, 'predicate_statistics.json'))
 
 

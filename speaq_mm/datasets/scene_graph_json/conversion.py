@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...engine.atomic_io import atomic_dump, atomic_write
+from ...utils.atomic_io import atomic_dump, atomic_write
 from ..vg_format import VG_FILE_NAMES, load_vg_graphs, read_vg_dicts, write_vg_dataset
 from .validation import (
     IMAGE_MODES,

@@ -53,7 +53,6 @@ def write_vg_h5(path: str, split: np.ndarray, box_counts: np.ndarray, boxes: Dic
     box_ptr, rel_ptr = offsets_from_counts(box_counts)[:-1], offsets_from_counts(rel_counts)[:-1]
     global_pairs = relations[:, :2] + np.repeat(box_ptr, rel_counts)[:, None]
     num_boxes = int(box_counts.sum())
-    from ...engine.atomic_io import atomic_path  # imported here: the engine imports the datasets package
     with atomic_path(path) as partial, h5py.File(partial, 'w') as h5:
         h5['split'] = np.asarray(split, np.int32)
         h5['img_to_first_box'] = np.where(box_counts > 0, box_ptr, -1).astype(np.int32)
@@ -79,7 +78,6 @@ def write_image_data(path: str, width: np.ndarray, height: np.ndarray, image_id:
                for w, h, i in zip(np.asarray(width).tolist(), np.asarray(height).tolist(), image_id)]
     for position, entry in sorted(extra_entries, key=lambda item: item[0]):
         entries.insert(position, entry)
-    from ...engine.atomic_io import atomic_write
     atomic_write(json.dumps(entries), path)
 
 
@@ -95,7 +93,6 @@ def write_vg_dicts(path: str, classes: Sequence[str], predicates: Sequence[str],
         idx_to_predicate={str(i + 1): name for i, name in enumerate(predicates)},
         object_count={name: int(c) for name, c in zip(classes, object_count)},
         predicate_count={name: int(c) for name, c in zip(predicates, predicate_count)})
-    from ...engine.atomic_io import atomic_dump
     atomic_dump(content, path)
 
 

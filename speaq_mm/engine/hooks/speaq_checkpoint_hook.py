@@ -6,7 +6,7 @@ killed (or out of disk space) during the save is left with no complete checkpoin
 ``last_checkpoint`` pointing at a truncated file. This subclass keeps every behaviour and argument of
 ``CheckpointHook`` but orders the steps so that a complete checkpoint is always on disk:
 
-1. the new checkpoint is written atomically (``speaq_mm.engine.atomic_io``: temporary file, fsync, rename);
+1. the new checkpoint is written atomically (``speaq_mm.utils.atomic_io``: temporary file, fsync, rename);
 2. ``last_checkpoint`` is then rewritten atomically;
 3. only then are the retired checkpoint and the replaced best checkpoint deleted.
 
@@ -29,7 +29,7 @@ from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 
-from ..atomic_io import atomic_write, remove_stale_partial_files
+from ...utils.atomic_io import atomic_write, remove_stale_partial_files
 from ..mmengine_compat import deferred_removals
 
 
