@@ -210,3 +210,30 @@ def test_summary_table_and_errors():
     bad['pred_rel_scores'][0, 1] = np.nan
     with pytest.raises(ValueError, match=r'record 0 \(img_id=1\): field pred_rel_scores'):
         compute_oi_image_stats([bad])
+
+
+def test_metric_through_the_evaluator_equals_the_core_and_the_offline_tool(tmp_path):
+    from mmengine.evaluator import Evaluator
+
+    from speaq_mm.evaluation import SGGMetric, add_scene_graph_outputs
+    from tests.evaluation_fixtures import det_data_sample, run_tool
+
+    records = [duplicate_record(), tied_cells_record(2)]
+    for item in records:
+        item['image_size'] = (200, 200)  # det_data_sample's ori_shape
+    evaluator = Evaluator([SGGMetric(protocol='open_images')])
+    evaluator.dataset_meta = {'predicates': ['on', 'has', 'near']}  # no triplets needed for this protocol
+    dump, meta = tmp_path / 'test.pkl', tmp_path / 'test_meta.json'
+    add_scene_graph_outputs(evaluator, dump_file=str(dump), meta_file=str(meta))
+    evaluator.process([det_data_sample(r) for r in records])
+    online = evaluator.evaluate(len(records))
+    expected = evaluate(records)
+    assert online == {f'sgg/{key}': value for key, value in expected.items() if isinstance(value, float)}
+    assert online['sgg/score_wtd'] > 0.5
+    offline = run_tool([str(dump), '--dataset-meta', str(meta), '--protocol', 'open_images'], tmp_path)
+    assert {f'sgg/{key}': value for key, value in offline.items() if isinstance(value, float)} == online
+    assert offline['per_predicate'][0]['name'] == 'on'
+    with pytest.raises(ValueError, match='belong to'):
+        SGGMetric(protocol='open_images', reference_compat=True)
+    with pytest.raises(ValueError, match='protocol must be one of'):
+        SGGMetric(protocol='coco')

@@ -1,6 +1,6 @@
-"""From per-image statistics (``sgg_core.compute_image_stats``) to the reported metrics: R@K, mR@K, ng-R@K,
-ng-mR@K, zR@K, F@K, per-predicate and per-group recall, the settings a dataset's metainfo implies, and the printed tables.
-The definitions are those of docs/evaluation.md.
+"""From per-image statistics (``sgg_core.compute_image_stats``) to the reported metrics: R@K, mR@K,
+ng-R@K, ng-mR@K, zR@K, F@K, per-predicate and per-group recall, the settings a dataset's metainfo implies,
+and the printed tables. The definitions are those of docs/evaluation.md.
 """
 import math
 
