@@ -218,7 +218,10 @@ def test_metric_through_the_evaluator_equals_the_core_and_the_offline_tool(tmp_p
     from speaq_mm.evaluation import SGGMetric, add_scene_graph_outputs
     from tests.evaluation_fixtures import det_data_sample, run_tool
 
-    records = [duplicate_record(), tied_cells_record(2)]
+    # Image 3's second GT relation uses a zero-width box, which the OI protocol keeps (the VG one drops it).
+    zero_width = record(3, [[0, 0, 9, 9], [20, 0, 29, 9], [5, 50, 5, 50]], [0, 1, 1], [[0, 1, 0], [0, 2, 0]],
+                        pairs=[[0, 1]], rel_scores=rows([0.9, 0, 0]), pred_boxes=BOXES[:2], pred_labels=[0, 1])
+    records = [duplicate_record(), tied_cells_record(2), zero_width]
     for item in records:
         item['image_size'] = (200, 200)  # det_data_sample's ori_shape
     evaluator = Evaluator([SGGMetric(protocol='open_images')])
@@ -229,7 +232,8 @@ def test_metric_through_the_evaluator_equals_the_core_and_the_offline_tool(tmp_p
     online = evaluator.evaluate(len(records))
     expected = evaluate(records)
     assert online == {f'sgg/{key}': value for key, value in expected.items() if isinstance(value, float)}
-    assert online['sgg/score_wtd'] > 0.5
+    assert online['sgg/score_wtd'] > 0.5 and expected['images']['evaluated'] == 3
+    assert expected['per_predicate'][0]['test_count'] == 2 + 2 + 2
     offline = run_tool([str(dump), '--dataset-meta', str(meta), '--protocol', 'open_images'], tmp_path)
     assert {f'sgg/{key}': value for key, value in offline.items() if isinstance(value, float)} == online
     assert offline['per_predicate'][0]['name'] == 'on'
