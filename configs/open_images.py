@@ -11,7 +11,8 @@
 _base_ = ['./_base_/models/speaq_r101.py', './_base_/datasets/vg150.py', './_base_/schedules/speaq_150k.py']
 
 data_root = 'data/openimages_v6/'  # the OUT_DIR of json_to_vg.py
-num_entity_classes = 601  # len(categories_dict.json["obj"]) of PySGG's OI V6 release; check your copy
+num_entity_classes = 601  # len(categories_dict.json["obj"]) of PySGG's OI V6 release, as reported; the
+# vocabulary check (default_hooks.vocabulary_check) refuses a model whose counts differ from the converted data.
 num_predicates = 30  # len(categories_dict.json["rel"]): OI V6's 30 relations without the attribute "is"
 
 model = dict(
