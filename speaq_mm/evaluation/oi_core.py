@@ -16,10 +16,11 @@ cells scoring at most 1e-5, and then
 
 Boxes are float32 and pixel-inclusive (a box's width is x2 - x1 + 1), as maskrcnn-benchmark's ``BoxList``
 computes them, and the ground truth is clamped to [0, width - 1] x [0, height - 1] without dropping any
-box. Ties follow the reference's own sorts: the two best predicates of a pair are those of ``torch.argsort``,
-the best cells of an image those of ``np.argsort`` on the image's (pair, predicate) score array, and the order
-in which a predicate's cells claim GT relations that of ``np.argsort`` on their float64 scores, image by
-image and rank by rank. A rank is taken from a fast stable sort unless the values are tied, where the
+box. Ties follow the reference's own sorts, all numpy's default (not stable) ``argsort``: the two best
+predicates of a pair are those of its call on the image's (pair, predicate) score rows (the reference passes
+a torch tensor, which numpy sorts as an array), the best cells of an image those of its call on the image's
+(pair, 2) cell scores, and the order in which a predicate's cells claim GT relations that of its call on
+their float64 scores, image by image and rank by rank. A rank is taken from a fast stable sort unless the values are tied, where the
 reference's sort is called on exactly the array the reference sorts.
 
 Speed: one batch of images is reduced at once; predictions meet GT relations through sorted joins on
@@ -29,7 +30,6 @@ score and the GT relation it claims (relation and phrase), which is all the spli
 loop runs per detection.
 """
 import numpy as np
-import torch
 
 from .sgg_core import (
     _check_range,
@@ -85,8 +85,9 @@ def clip_oi_ground_truth(record):
 def top_predicates(scores, count):
     """The ``count`` best columns of each row of ``scores`` (float32) and their values, best first.
 
-    The reference ranks a row with ``torch.argsort`` (not stable); rows whose top ``count`` + 1 values hold a
-    tie are ranked by that call, the others (whose top columns are unique) by repeated argmax.
+    The reference ranks the rows with numpy's default ``argsort`` (not stable), each row on its own; rows
+    whose top ``count`` + 1 values hold a tie are ranked by that call, the others (whose top columns are
+    unique) by repeated argmax.
     """
     rows = np.arange(len(scores))
     work = scores.copy()
@@ -102,7 +103,7 @@ def top_predicates(scores, count):
     if scores.shape[1] > count and len(scores):
         tied |= values[:, -1] == work.max(axis=1)
     if tied.any():
-        order = torch.argsort(-torch.from_numpy(scores[tied]), dim=1)[:, :count].numpy()
+        order = np.argsort(-scores[tied], axis=1)[:, :count]
         labels[tied] = order
         values[tied] = np.take_along_axis(scores[tied], order, axis=1)
     return labels, values

@@ -10,7 +10,6 @@ predicted pairs with a few true ones, predicate scores and entity scores drawn f
 import math
 
 import numpy as np
-import torch
 
 NUM_CLASSES = 60
 NUM_PREDICATES = 30
@@ -98,7 +97,7 @@ def _image_detections(record, max_k):
     scores = np.asarray(record['pred_rel_scores'], dtype=np.float32)
     num_predicates = scores.shape[1] - 1
     per_pair = min(2, num_predicates)
-    ranked = torch.argsort(-torch.from_numpy(scores[:, :num_predicates]), dim=1).numpy()[:, :per_pair]
+    ranked = np.argsort(-scores[:, :num_predicates], axis=1)[:, :per_pair]
     entity = np.asarray(record['pred_scores'], dtype=np.float32)
     cells = np.zeros((len(pairs), per_pair), dtype=np.float32)
     for i, (s, o) in enumerate(pairs):
