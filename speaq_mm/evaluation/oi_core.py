@@ -20,8 +20,8 @@ box. Ties follow the reference's own sorts, all numpy's default (not stable) ``a
 predicates of a pair are those of its call on the image's (pair, predicate) score rows (the reference passes
 a torch tensor, which numpy sorts as an array), the best cells of an image those of its call on the image's
 (pair, 2) cell scores, and the order in which a predicate's cells claim GT relations that of its call on
-their float64 scores, image by image and rank by rank. A rank is taken from a fast stable sort unless the values are tied, where the
-reference's sort is called on exactly the array the reference sorts.
+their float64 scores, image by image and rank by rank. A rank is taken from a fast stable sort unless the
+values are tied, where the reference's sort is called on exactly the array the reference sorts.
 
 Speed: one batch of images is reduced at once; predictions meet GT relations through sorted joins on
 (image, classes, predicate) and (image, predicate), so IoUs are computed only for candidate pairs. Each
