@@ -11,9 +11,12 @@
 _base_ = ['./_base_/models/speaq_r101.py', './_base_/datasets/vg150.py', './_base_/schedules/speaq_150k.py']
 
 data_root = 'data/openimages_v6/'  # the OUT_DIR of json_to_vg.py
-num_entity_classes = 601  # len(categories_dict.json["obj"]) of PySGG's OI V6 release, as reported; the
-# vocabulary check (default_hooks.vocabulary_check) refuses a model whose counts differ from the converted data.
-num_predicates = 30  # len(categories_dict.json["rel"]): OI V6's 30 relations without the attribute "is"
+# Set both to the lengths of categories_dict.json "obj" and "rel" of the copy you converted. 601 is the class
+# count commonly quoted for PySGG's OI V6 release (not verified here); 30 predicates = OI V6's relations
+# without the attribute-like "is" (BGNN-SGG issue #3). The vocabulary check (default_hooks.vocabulary_check)
+# refuses a model whose counts differ from the converted data before training or testing starts.
+num_entity_classes = 601
+num_predicates = 30
 
 model = dict(
     bbox_head=dict(num_entity_classes=num_entity_classes, num_predicates=num_predicates),
