@@ -106,6 +106,14 @@ def test_the_docs_commands_make_a_vg_dataset_that_the_config_reads(tmp_path):
         sizes[loader] = [info['img_id'] for info in (dataset[i] for i in range(len(dataset)))]
     # Images without relations (tr1, te2) are filtered, as the reference's loader does.
     assert sizes == {'train_dataloader': ['tr0'], 'val_dataloader': ['va0'], 'test_dataloader': ['te0']}
+    # The recipe's model builds; against the toy vocabulary (4 classes, 5 predicates) the vocabulary check
+    # that the docs promise reports both counts.
+    from mmdet.registry import MODELS
+
+    from speaq_mm.engine.hooks.vocabulary_check_hook import vocabulary_mismatches
+    model = MODELS.build(cfg.model)
+    assert vocabulary_mismatches(model, dataset.metainfo) == [('num_entity_classes', 601, 'classes', 4),
+                                                              ('num_predicates', 30, 'predicates', 5)]
 
 
 def test_an_existing_output_is_refused_without_overwrite(tmp_path, capsys):
