@@ -101,6 +101,22 @@ def test_no_graph_constraint_ranks_every_predicate_of_every_triplet():
     assert summary['ngR@1'] == 0.0 and summary['ngR@2'] == 1.0
 
 
+def test_no_graph_mean_recall_averages_per_image_no_graph_recalls_then_predicates():
+    # Image 1: predicate 1 is the triplet's second-best cell, so it is hit without graph constraint only.
+    rows = np.float32([[0.6, 0.3, 0.05, 0.05]])
+    first = make_record(1, [box(0, 0), box(50, 50)], [0, 1], [[0, 1, 1]], pairs=[[0, 1]], rel_labels=[0],
+                        rel_scores=rows)
+    # Image 2: predicate 1 twice (one hit at the first cell, one never predicted), predicate 0 missed.
+    second = make_record(2, [box(0, 0), box(50, 50), box(100, 0)], [0, 1, 2], [[0, 1, 1], [2, 1, 1], [1, 2, 0]],
+                         pairs=[[0, 1]], rel_labels=[1], rel_scores=np.float32([[0.1, 0.8, 0.05, 0.05]]))
+    summary = evaluate([first, second], topk=(2, 3))
+    per_predicate = {row['predicate']: row for row in summary['per_predicate']}
+    assert per_predicate[1]['ngR@2'] == (1.0 + 0.5) / 2 and per_predicate[1]['R@2'] == (0.0 + 0.5) / 2
+    assert per_predicate[0]['ngR@2'] == 0.0 and per_predicate[2]['ngR@2'] == 0.0  # 2: absent, counts 0
+    assert summary['ngmR@2'] == 0.75 / 3
+    assert summary['mR@2'] == 0.25 / 3
+
+
 def test_no_graph_ties_keep_row_order():
     # Rows 0 and 1 score the same cell value for predicate 1; row 0 pairs the wrong boxes, row 1 the GT ones.
     rows = np.float32([[0, 0.5, 0, 0.5], [0, 0.5, 0, 0.5]])
@@ -178,6 +194,7 @@ def test_vectorised_core_equals_the_loop_implementation_with_ties():
         fast = oracle.flatten(summarize_image_stats(stats, num_predicates=oracle.NUM_PREDICATES, **settings))
         assert fast == oracle.loop_metrics(records, **settings)
         assert fast['R@20'] > 0 and fast['ngR@20'] > 0 and fast['zR@20'] > 0  # the data does produce hits
+        assert fast['ngmR@20'] > 0 and fast['ngmR@20'] != fast['mR@20']  # ng-mR@K is compared too
 
 
 def test_settings_from_dataset_meta():

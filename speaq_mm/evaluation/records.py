@@ -84,8 +84,11 @@ def _conform(array, key, ndim, width, kinds, where):
     return array.astype(np.int64)
 
 
-def check_record(record, where):
+def check_record(record, where, clip_gt=True):
     """Return a copy of ``record`` whose fields are numpy arrays of the documented shapes.
+
+    With ``clip_gt`` (the VG protocol) a record holding ``image_size`` has its ground truth clipped by
+    :func:`clip_ground_truth`; the Open Images protocol clips its own way (``oi_core``) and passes False.
 
     Empty arrays of any shape are accepted for empty fields (e.g. ``np.zeros(0)`` for no relations);
     ``pred_rel_scores`` keeps its width when it has one. Index ranges and values are checked later, on the
@@ -122,7 +125,8 @@ def check_record(record, where):
         out['pred_rel_query_ids'] = query_ids.astype(np.int64)
     if record.get('image_size') is not None:
         out['image_size'] = _image_size(record['image_size'], where)
-        clip_ground_truth(out)
+        if clip_gt:
+            clip_ground_truth(out)
     return out
 
 
@@ -164,11 +168,12 @@ def _field(container, key, where):
     return container[key]
 
 
-def record_from_data_sample(sample):
+def record_from_data_sample(sample, clip_gt=True):
     """Convert one data sample in dict form (``DetDataSample.to_dict()``) into a scene graph record.
 
     Ground truth comes from ``gt_instances`` and ``gt_relations``, predictions from ``pred_instances`` and
-    ``pred_relations``; at test time both are in original-image pixels (``docs/structures.md``).
+    ``pred_relations``; at test time both are in original-image pixels (``docs/structures.md``). ``clip_gt``:
+    see :func:`check_record` (False keeps the ground truth as annotated, with ``image_size`` to clip it by).
     """
     img_id = sample.get('img_id')
     where = f'data sample (img_id={img_id!r})'
@@ -203,7 +208,7 @@ def record_from_data_sample(sample):
     query_ids = pred_relations.get('query_ids') if isinstance(pred_relations, dict) else None
     if query_ids is not None:
         record['pred_rel_query_ids'] = to_numpy(query_ids)
-    return check_record(record, where)
+    return check_record(record, where, clip_gt=clip_gt)
 
 
 def load_prediction_dump(path):

@@ -159,6 +159,40 @@ def _top_cells(pair_score, rel_scores, num_pred_rels, num_predicates, max_k, rec
     return image, rank, candidates[cand_starts[image] + position // width], position % width
 
 
+def check_options(max_k, iou_thr):
+    """Raise on a ``max_k`` below 1 or an ``iou_thr`` outside (0, 1]."""
+    if max_k < 1:
+        raise ValueError(f'max_k must be >= 1, got {max_k}')
+    if not 0 < iou_thr <= 1:
+        raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr}')
+
+
+def check_records(records, where, first_index, clip_gt=True):
+    """``check_record`` every record, naming record ``i`` as ``f'{where} {first_index + i} (img_id=...)'``
+    (kept under ``'where'`` for later messages)."""
+    checked = []
+    for index, record in enumerate(records):
+        name = f'{where} {first_index + index}'
+        if isinstance(record, dict):
+            name += f' (img_id={record.get("img_id")!r})'
+        entry = check_record(record, name, clip_gt=clip_gt)
+        entry['where'] = name
+        checked.append(entry)
+    return checked
+
+
+def predicate_count(checked, num_predicates, where):
+    """C, from the score rows' widths (C + 1) and the dataset's ``num_predicates``; -1 if nothing tells."""
+    widths = {e['pred_rel_scores'].shape[1] - 1 for e in checked if e['pred_rel_scores'].shape[1]}
+    if num_predicates is not None:
+        widths.add(num_predicates)
+    if len(widths) > 1:
+        raise ValueError(f'{where}: pred_rel_scores widths imply different predicate counts {sorted(widths)} '
+                         f'(rows are C predicates + no-relation; the dataset has {num_predicates} '
+                         f'predicates)')
+    return widths.pop() if widths else -1
+
+
 def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, keep_detections=False,
                         where='record', first_index=0):
     """Reduce scene graph records (``records.py``) to per-image hit statistics, one dict per record, in order.
@@ -170,29 +204,11 @@ def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, ke
     ``detections`` (GT and the ``max_k`` best predicted entities) for the entity AP. Error messages name
     record ``i`` as ``f'{where} {first_index + i} (img_id=...)'``.
     """
-    if max_k < 1:
-        raise ValueError(f'max_k must be >= 1, got {max_k}')
-    if not 0 < iou_thr <= 1:
-        raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr}')
-    checked = []
-    for index, record in enumerate(records):
-        name = f'{where} {first_index + index}'
-        if isinstance(record, dict):
-            name += f' (img_id={record.get("img_id")!r})'
-        entry = check_record(record, name)
-        entry['where'] = name
-        checked.append(entry)
+    check_options(max_k, iou_thr)
+    checked = check_records(records, where, first_index)
     if not checked:
         return []
-
-    widths = {e['pred_rel_scores'].shape[1] - 1 for e in checked if e['pred_rel_scores'].shape[1]}
-    if num_predicates is not None:
-        widths.add(num_predicates)
-    if len(widths) > 1:
-        raise ValueError(f'{where}: pred_rel_scores widths imply different predicate counts {sorted(widths)} '
-                         f'(rows are C predicates + no-relation; the dataset has {num_predicates} '
-                         f'predicates)')
-    num_classes_pred = widths.pop() if widths else -1
+    num_classes_pred = predicate_count(checked, num_predicates, where)
 
     def sizes(key):
         return np.array([len(entry[key]) for entry in checked], dtype=np.int64)

@@ -1,7 +1,8 @@
-"""``SGGMetric`` (SGDet R@K, mR@K, ng-R@K, zR@K, F@K, group mR, entity AP) and the prediction dump.
+"""``SGGMetric`` (SGDet R@K, mR@K, ng-R@K, ng-mR@K, zR@K, F@K, group mR, entity AP; or the Open Images
+protocol) and the prediction dump.
 
-Both are mmengine metrics registered in mmdet's ``METRICS``. The numbers come from ``sgg_core``, which the
-offline tool ``tools/analysis/eval_scene_graphs.py`` uses too.
+Both are mmengine metrics registered in mmdet's ``METRICS``. The numbers come from ``sgg_core`` (VG) and
+``oi_core`` (Open Images), which the offline tool ``tools/analysis/eval_scene_graphs.py`` uses too.
 """
 import logging
 
@@ -11,20 +12,29 @@ from mmengine.logging import print_log
 
 from ..utils.atomic_io import atomic_dump
 from .entity_ap import entity_detection_ap
+from .oi_core import compute_oi_image_stats, format_oi_summary, summarize_oi_stats
 from .records import dataset_meta_to_json, load_zeroshot_triplets, record_from_data_sample
 from .sgg_core import compute_image_stats
 from .sgg_summary import evaluation_settings, format_summary, summarize_image_stats
 
+PROTOCOLS = ('vg', 'open_images')
+
 
 @METRICS.register_module()
 class SGGMetric(BaseMetric):
-    """SGDet scene graph metrics, computed as the reference protocol does (see ``docs/evaluation.md``).
+    """SGDet scene graph metrics, computed as the reference protocol does (see ``docs/evaluation.md``), or,
+    with ``protocol='open_images'``, the Open Images V6 metrics of PySGG's evaluator (``docs/open_images.md``).
 
     ``process`` reduces every image at once to the rank at which each GT relation is first hit (graph-
     constrained and not), so memory stays flat however many triplets the model predicts; ranks are collected
     across processes by ``BaseMetric``.
 
     Args:
+        protocol (str): ``'vg'`` (default): R@K, mR@K, ngR@K, ngmR@K, zR@K, F@K, group mR. ``'open_images'``:
+            micro and per-image R@K over the ``max(topk)`` best cells per image (two predicates per pair),
+            per-predicate relation and phrase AP, ``mAP_rel``, ``wmAP_rel``, ``mAP_phr``, ``wmAP_phr`` and,
+            with 50 in ``topk``, ``score_wtd`` and ``score_unwtd``; the zero-shot, group, ``reference_compat``
+            and ``entity_ap`` options belong to the VG protocol and are not read.
         topk (Sequence[int]): the K of R@K, mR@K, ngR@K, zR@K and F@K.
         iou_thr (float): a predicted subject/object box matches a GT box at IoU >= this.
         zeroshot_triplets (str | list | None): ``'train'`` (default): GT triplets absent from the dataset
@@ -49,8 +59,14 @@ class SGGMetric(BaseMetric):
 
     def __init__(self, topk=(20, 50, 100), iou_thr=0.5, zeroshot_triplets='train', group_sizes=(4, 12),
                  predicate_groups=None, reference_compat=False, entity_ap=False, json_file=None,
-                 log_per_predicate=True, collect_device='cpu', prefix=None, collect_dir=None):
+                 log_per_predicate=True, protocol='vg', collect_device='cpu', prefix=None, collect_dir=None):
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f'SGGMetric: protocol must be one of {PROTOCOLS}, got {protocol!r}')
+        if protocol == 'open_images' and (reference_compat or entity_ap):
+            raise ValueError("SGGMetric: reference_compat and entity_ap belong to protocol='vg'; the Open Images "
+                             "protocol scores images without predictions as having none")
+        self.protocol = protocol
         if isinstance(topk, int):
             topk = (topk,)
         if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
@@ -84,14 +100,23 @@ class SGGMetric(BaseMetric):
         self._settings()
 
     def _settings(self):
+        if self.protocol == 'open_images':
+            settings, notes = evaluation_settings(self._dataset_meta, None, None, where=type(self).__name__)
+            return {'num_predicates': settings['num_predicates'],
+                    'predicate_names': settings['predicate_names']}, notes
         return evaluation_settings(self._dataset_meta, self.zeroshot_triplets, self.group_sizes,
                                    self.predicate_groups, where=type(self).__name__)
 
     def process(self, data_batch, data_samples):
         """Append one small per-image statistics dict per data sample (dicts, as the Evaluator passes)."""
-        records = [record_from_data_sample(sample) for sample in data_samples]
+        open_images = self.protocol == 'open_images'
+        records = [record_from_data_sample(sample, clip_gt=not open_images) for sample in data_samples]
         num_predicates = len(self._dataset_meta['predicates']) \
             if self._dataset_meta and self._dataset_meta.get('predicates') is not None else None
+        if open_images:
+            self.results.extend(compute_oi_image_stats(records, iou_thr=self.iou_thr, max_k=max(self.topk),
+                                                       num_predicates=num_predicates, where='batch sample'))
+            return
         self.results.extend(compute_image_stats(records, iou_thr=self.iou_thr, max_k=max(self.topk),
                                                 num_predicates=num_predicates, keep_detections=self.entity_ap,
                                                 where='batch sample'))
@@ -101,19 +126,26 @@ class SGGMetric(BaseMetric):
         settings, notes = self._settings()
         for note in notes:
             print_log(note, logger='current')
+        if self.protocol == 'open_images':
+            summary = summarize_oi_stats(results, topk=self.topk, **settings)
+            table = format_oi_summary(summary, self.topk, per_predicate=self.log_per_predicate)
+            return self._report(summary, table, 'open_images')
         summary = summarize_image_stats(results, topk=self.topk, reference_compat=self.reference_compat,
                                         **settings)
-        if summary['images']['repeated_img_ids']:
-            print_log(f'{summary["images"]["repeated_img_ids"]} test images share an img_id with another; '
-                      f'fine if the dataset joins parts with overlapping ids, otherwise images are counted '
-                      f'twice', logger='current', level=logging.WARNING)
         if self.entity_ap:
             ap, coco_text = entity_detection_ap(results)
             summary.update(ap)
             print_log(f'entity detection AP (pycocotools):\n{coco_text}', logger='current')
         table = format_summary(summary, self.topk, per_predicate=self.log_per_predicate)
-        print_log(f'scene graph evaluation ({"reference_compat" if self.reference_compat else "default"}):\n'
-                  f'{table}', logger='current')
+        return self._report(summary, table, 'reference_compat' if self.reference_compat else 'default')
+
+    def _report(self, summary, table, title):
+        """Log the tables, write the JSON file if asked and return the flat metric values."""
+        if summary['images']['repeated_img_ids']:
+            print_log(f'{summary["images"]["repeated_img_ids"]} test images share an img_id with another; '
+                      f'fine if the dataset joins parts with overlapping ids, otherwise images are counted '
+                      f'twice', logger='current', level=logging.WARNING)
+        print_log(f'scene graph evaluation ({title}):\n{table}', logger='current')
         if self.json_file:
             atomic_dump(summary, self.json_file, indent=2)
             print_log(f'scene graph metrics written to {self.json_file}', logger='current')
@@ -138,8 +170,9 @@ class SGGDumpResults(DumpResults):
         self.meta_file_path = meta_file_path
 
     def process(self, data_batch, predictions):
-        """Convert each data sample into a record."""
-        self.results.extend(record_from_data_sample(sample) for sample in predictions)
+        """Convert each data sample into a record. The ground truth is kept as annotated (with the image
+        size): each protocol clips it its own way when the dump is evaluated."""
+        self.results.extend(record_from_data_sample(sample, clip_gt=False) for sample in predictions)
 
     def compute_metrics(self, results):
         """Write the dump (and the metainfo file), atomically; no metrics."""

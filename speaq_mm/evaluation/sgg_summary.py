@@ -1,6 +1,6 @@
-"""From per-image statistics (``sgg_core.compute_image_stats``) to the reported metrics: R@K, mR@K, ng-R@K, zR@K,
-F@K, per-predicate and per-group recall, the settings a dataset's metainfo implies, and the printed tables.
-The definitions are those of docs/evaluation.md.
+"""From per-image statistics (``sgg_core.compute_image_stats``) to the reported metrics: R@K, mR@K,
+ng-R@K, ng-mR@K, zR@K, F@K, per-predicate and per-group recall, the settings a dataset's metainfo implies,
+and the printed tables. The definitions are those of docs/evaluation.md.
 """
 import math
 
@@ -44,8 +44,9 @@ def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_t
             counting their recall as 0.
 
     Returns:
-        dict with the metric values (fractions) under ``R@K``, ``mR@K``, ``ngR@K``, ``zR@K``, ``F@K`` and
-        ``<group>_mR@K``, ``per_predicate`` (list of dicts) and ``images`` (counts).
+        dict with the metric values (fractions) under ``R@K``, ``mR@K``, ``ngR@K``, ``ngmR@K`` (mean recall
+        without graph constraint), ``zR@K``, ``F@K`` and ``<group>_mR@K``, ``per_predicate`` (list of dicts,
+        with each predicate's ``R@K`` and ``ngR@K``) and ``images`` (counts).
     """
     topk = sorted({int(k) for k in topk})
     if not stats:
@@ -104,13 +105,14 @@ def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_t
         for mode, name in (('graph', 'R'), ('no_graph', 'ngR')):
             hit = ranks[mode] < k
             metrics[f'{name}@{k}'] = _mean(np.bincount(image, weights=hit, minlength=num_images) / counts)
+            cell_recall = np.bincount(cell_of_rel, weights=hit, minlength=len(cell)) / cell_count
+            ordered = cell_recall[by_predicate]
+            recall = np.array([_mean(ordered[predicate_bounds[c]:predicate_bounds[c + 1]])
+                               for c in range(num_predicates)])
+            per_predicate_recall[name, k] = recall
+            metrics[f'{name[:-1]}mR@{k}'] = _mean(recall)
+        recall = per_predicate_recall['R', k]
         hit = ranks['graph'] < k
-        cell_recall = np.bincount(cell_of_rel, weights=hit, minlength=len(cell)) / cell_count
-        ordered = cell_recall[by_predicate]
-        recall = np.array([_mean(ordered[predicate_bounds[c]:predicate_bounds[c + 1]])
-                           for c in range(num_predicates)])
-        per_predicate_recall[k] = recall
-        metrics[f'mR@{k}'] = _mean(recall)
         metrics[f'F@{k}'] = harmonic_mean(metrics[f'R@{k}'], metrics[f'mR@{k}'])
         if zeroshot is not None and zeroshot_images.any():
             zeroshot_hits = np.bincount(image, weights=hit & zeroshot, minlength=num_images)
@@ -130,7 +132,7 @@ def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_t
                'train_count': int(train_counts[c]) if train_counts is not None else None,
                'test_count': int(test_counts[c]),
                'test_images': int(test_images[c])}
-        row.update({f'R@{k}': float(per_predicate_recall[k][c]) for k in topk})
+        row.update({f'{name}@{k}': float(per_predicate_recall[name, k][c]) for name in ('R', 'ngR') for k in topk})
         per_predicate.append(row)
     metrics['per_predicate'] = per_predicate
     metrics['images'] = {
@@ -249,7 +251,7 @@ def format_summary(summary, topk=None, per_predicate=True):
     as plain text."""
     if topk is None:
         topk = sorted(int(key.split('@')[1]) for key in summary if key.startswith('R@'))
-    families = ['R', 'mR', 'ngR', 'zR', 'F']
+    families = ['R', 'mR', 'ngR', 'ngmR', 'zR', 'F']
     families += list(dict.fromkeys(key.split('@')[0] for key in summary if key.endswith(f'_mR@{topk[0]}')))
     rows = [[family] + [f'{100 * summary[f"{family}@{k}"]:.2f}' for k in topk]
             for family in families if f'{family}@{topk[0]}' in summary]

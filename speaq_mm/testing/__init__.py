@@ -1,2 +1,3 @@
 """Helpers for tests and benchmarks: random valid batches (``random_batches``) and the plain-loop evaluation
-oracle with its synthetic VG150-like images (``evaluation_oracle``)."""
+oracles with their synthetic images: VG150-like (``evaluation_oracle``) and Open Images-like
+(``oi_evaluation_oracle``)."""

@@ -125,7 +125,7 @@ def loop_metrics(records, topk=TOPK, iou_thr=0.5, seen_triplets=None, predicate_
     max_k = max(topk)
     seen = set(map(tuple, np.asarray(seen_triplets).tolist())) if seen_triplets is not None else None
     recalls = {mode: {k: [] for k in topk} for mode in ('R', 'ngR')}
-    predicate_recalls = {k: {c: [] for c in range(NUM_PREDICATES)} for k in topk}
+    predicate_recalls = {mode: {k: {c: [] for c in range(NUM_PREDICATES)} for k in topk} for mode in ('R', 'ngR')}
     zeroshot_recalls = {k: [] for k in topk}
     for record in records:
         gt_relations = record['gt_relations']
@@ -162,7 +162,9 @@ def loop_metrics(records, topk=TOPK, iou_thr=0.5, seen_triplets=None, predicate_
                 recalls[mode][k].append(sum(rank < k for rank in first_hit[mode]) / len(gt))
             for c in {int(p) for _, _, p, _, _ in gt}:
                 members = [i for i, triplet in enumerate(gt) if triplet[2] == c]
-                predicate_recalls[k][c].append(sum(first_hit['R'][i] < k for i in members) / len(members))
+                for mode in ('R', 'ngR'):
+                    predicate_recalls[mode][k][c].append(sum(first_hit[mode][i] < k for i in members)
+                                                         / len(members))
             if seen is not None:
                 zeroshot = [i for i, (s, o, p, _, _) in enumerate(gt) if (int(s), int(o), int(p)) not in seen]
                 if zeroshot:
@@ -175,8 +177,10 @@ def loop_metrics(records, topk=TOPK, iou_thr=0.5, seen_triplets=None, predicate_
     for k in topk:
         metrics[f'R@{k}'] = mean(recalls['R'][k])
         metrics[f'ngR@{k}'] = mean(recalls['ngR'][k])
-        per_predicate = [mean(predicate_recalls[k][c]) for c in range(NUM_PREDICATES)]
+        per_predicate = [mean(predicate_recalls['R'][k][c]) for c in range(NUM_PREDICATES)]
+        no_graph = [mean(predicate_recalls['ngR'][k][c]) for c in range(NUM_PREDICATES)]
         metrics[f'mR@{k}'] = mean(per_predicate)
+        metrics[f'ngmR@{k}'] = mean(no_graph)
         recall, mean_recall = metrics[f'R@{k}'], metrics[f'mR@{k}']
         metrics[f'F@{k}'] = 2 * recall * mean_recall / (recall + mean_recall) if recall + mean_recall else 0.0
         if zeroshot_recalls[k]:
@@ -185,6 +189,7 @@ def loop_metrics(records, topk=TOPK, iou_thr=0.5, seen_triplets=None, predicate_
             metrics[f'{group}_mR@{k}'] = mean([per_predicate[c] for c in members])
         for c in range(NUM_PREDICATES):
             metrics[f'predicate{c}/R@{k}'] = per_predicate[c]
+            metrics[f'predicate{c}/ngR@{k}'] = no_graph[c]
     return metrics
 
 

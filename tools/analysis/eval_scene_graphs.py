@@ -1,11 +1,14 @@
 """Evaluate a scene graph prediction dump offline, with the same code as ``SGGMetric``.
 
-    python tools/analysis/eval_scene_graphs.py FILE.pkl [--dataset-meta META.json] [--zeroshot-triplets FILE]
-        [--iou-thr 0.5] [--topk 20 50 100] [--reference-compat] [--entity-ap] [--out-json FILE]
+    python tools/analysis/eval_scene_graphs.py FILE.pkl [--protocol {vg,open_images}]
+        [--dataset-meta META.json] [--zeroshot-triplets FILE] [--iou-thr 0.5] [--topk 20 50 100]
+        [--reference-compat] [--entity-ap] [--out-json FILE]
 
 FILE.pkl is a list of per-image records (``docs/evaluation.md``; ``tools/test.py --out``), or of data samples
 as mmengine's ``DumpResults`` writes them. The metrics are printed as tables and, with ``--out-json``, written
-as JSON (fractions in [0, 1]) with a ``per_predicate`` table.
+as JSON (fractions in [0, 1]) with a ``per_predicate`` table. ``--protocol open_images`` scores the dump as
+PySGG's Open Images V6 evaluator does (docs/open_images.md); the zero-shot, group, reference-compat and
+entity-AP options belong to the VG protocol.
 """
 import argparse
 
@@ -13,6 +16,9 @@ import argparse
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a scene graph prediction dump (SGDet metrics).')
     parser.add_argument('dump', help='prediction dump (.pkl) written by tools/test.py --out')
+    parser.add_argument('--protocol', choices=('vg', 'open_images'), default='vg',
+                        help='vg: R@K, mR@K, ngR@K, ngmR@K, zR@K (docs/evaluation.md); open_images: micro '
+                             'R@K, relation/phrase AP and the weighted score (docs/open_images.md)')
     parser.add_argument('--dataset-meta', metavar='FILE',
                         help='dataset metainfo (.json/.pkl: predicates, fg_rel_count, triplets), e.g. the '
                              '*_meta.json tools/test.py writes beside the dump; gives predicate names, the '
@@ -52,6 +58,8 @@ def main(argv=None):
     if args.chunk_size < 1:
         raise ValueError(f'--chunk-size must be positive, got {args.chunk_size}')
     meta = load_dataset_meta(args.dataset_meta) if args.dataset_meta else {}
+    if args.protocol == 'open_images':
+        return evaluate_open_images(args, meta)
     zeroshot = args.zeroshot_triplets or ('train' if meta.get('triplets') is not None else None)
     settings, notes = evaluation_settings(meta, zeroshot, args.group_sizes,
                                           where=args.dataset_meta or args.dump)
@@ -72,6 +80,32 @@ def main(argv=None):
     for note in notes:
         print(f'note: {note}')
     print(format_summary(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
+    if args.out_json:
+        atomic_dump(summary, args.out_json, indent=2)
+        print(f'metrics written to {args.out_json}')
+    return summary
+
+
+def evaluate_open_images(args, meta):
+    """The ``--protocol open_images`` branch of ``main``."""
+    from speaq_mm.evaluation.oi_core import format_oi_summary, iter_oi_image_stats, summarize_oi_stats
+    from speaq_mm.evaluation.records import load_prediction_dump
+    from speaq_mm.evaluation.sgg_summary import evaluation_settings
+    from speaq_mm.utils.atomic_io import atomic_dump
+
+    if args.reference_compat or args.entity_ap or args.zeroshot_triplets:
+        raise ValueError('--reference-compat, --entity-ap and --zeroshot-triplets belong to --protocol vg')
+    settings, _ = evaluation_settings(meta, None, None, where=args.dataset_meta or args.dump)
+    records = load_prediction_dump(args.dump)
+    stats = list(iter_oi_image_stats(records, chunk_size=args.chunk_size, iou_thr=args.iou_thr,
+                                     max_k=max(args.topk), num_predicates=settings['num_predicates'],
+                                     where=f'{args.dump} entry'))
+    del records
+    summary = summarize_oi_stats(stats, topk=args.topk, num_predicates=settings['num_predicates'],
+                                 predicate_names=settings['predicate_names'])
+    if summary['images']['repeated_img_ids']:
+        print(f'note: {summary["images"]["repeated_img_ids"]} entries repeat the img_id of another entry')
+    print(format_oi_summary(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
     if args.out_json:
         atomic_dump(summary, args.out_json, indent=2)
         print(f'metrics written to {args.out_json}')
