@@ -19,7 +19,12 @@ from speaq_mm.datasets.scene_graph_json import json_to_vg, vg_to_json
 from speaq_mm.datasets.toy_scenes import TOY_CLASSES, TOY_PREDICATES, make_toy_scenes
 from speaq_mm.engine import build_runner, load_run_config
 from speaq_mm.engine.hooks.checkpoint_compatibility_hook import CheckpointMismatchError
-from speaq_mm.engine.vocabulary_transfer import VocabularyTransferError, vocabulary_rows
+from speaq_mm.engine.vocabulary_transfer import (
+    VocabularyTransferError,
+    check_query_groups_follow_the_data,
+    transfer_rows_by_name,
+    vocabulary_rows,
+)
 from speaq_mm.utils import load_torch_file
 from tests.datasets_fixtures import load_tool
 from tests.models_fixtures import tiny_speaq_cfg
@@ -243,3 +248,68 @@ def test_the_documented_commands_fine_tune_the_toy_checkpoint(toy, tmp_path):
     log = open(glob.glob(osp.join(work_dir, '*', '*.log'))[0]).read()
     assert '4: square, circle, cross, diamond' in log
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+
+
+def tiny_model(classes, predicates, seed):
+    torch.manual_seed(seed)
+    cfg = tiny_speaq_cfg()
+    cfg['bbox_head'].update(num_entity_classes=classes, num_predicates=predicates)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def tiny_checkpoint(prefix=''):
+    state = tiny_model(len(TOY_CLASSES), len(TOY_PREDICATES), seed=1).state_dict()
+    return dict(state_dict={prefix + key: value for key, value in state.items()},
+                meta=dict(dataset_meta=dict(classes=TOY_CLASSES, predicates=TOY_PREDICATES)))
+
+
+VARIANT = dict(classes=VARIANT_CLASSES, predicates=VARIANT_PREDICATES)
+
+
+def test_module_prefixed_checkpoints_are_mapped_too():
+    model, checkpoint = tiny_model(8, 5, seed=2), tiny_checkpoint('module.')
+    old = checkpoint['state_dict']['module.bbox_head.predicate_classifier.weight'].clone()
+    transfer = transfer_rows_by_name(model, checkpoint, VARIANT)
+    mapped = checkpoint['state_dict']['module.bbox_head.predicate_classifier.weight']
+    assert mapped.shape[0] == 6 and len(transfer.tensors) == 4
+    assert torch.equal(mapped[VARIANT_PREDICATES.index('near')], old[TOY_PREDICATES.index('near')])
+    assert not transfer.is_identity
+
+
+def test_resuming_testing_and_reference_groups_are_refused_where_rows_would_be_wrong():
+    model = tiny_model(8, 5, seed=2)
+    with pytest.raises(VocabularyTransferError, match='while resuming'):
+        transfer_rows_by_name(model, tiny_checkpoint(), VARIANT, require_identity=True)
+    with pytest.raises(VocabularyTransferError, match=r"outside training.*classes \['oval'"):
+        transfer_rows_by_name(model, tiny_checkpoint(), VARIANT, allow_new=False)
+    same = tiny_model(6, 6, seed=2)
+    identity = transfer_rows_by_name(same, tiny_checkpoint(), dict(classes=TOY_CLASSES, predicates=TOY_PREDICATES),
+                                     allow_new=False, require_identity=True)
+    assert identity.is_identity
+    transfer = transfer_rows_by_name(model, tiny_checkpoint(), VARIANT)
+    model.bbox_head.matcher.group_counts = 'reference'
+    with pytest.raises(VocabularyTransferError, match="group_counts='train_statistics'"):
+        check_query_groups_follow_the_data(model, transfer)
+
+
+def test_names_that_disagree_with_the_tensors_are_refused():
+    checkpoint = tiny_checkpoint()
+    checkpoint['meta']['dataset_meta']['classes'] = TOY_CLASSES[:5]
+    with pytest.raises(VocabularyTransferError, match=r'entity_classifier.weight has shape \(7, 32\)'):
+        transfer_rows_by_name(tiny_model(8, 5, seed=2), checkpoint, VARIANT)
+    with pytest.raises(VocabularyTransferError, match="lists 'oval' twice"):
+        transfer_rows_by_name(tiny_model(8, 5, seed=2), tiny_checkpoint(),
+                              dict(VARIANT, classes=('oval',) + VARIANT_CLASSES[1:-1] + ('oval',)))
+
+
+def test_the_converter_records_the_names_of_a_reference_checkpoint(tmp_path):
+    from speaq_mm.datasets.vg_format import write_vg_dicts
+    converter = load_tool('tools/model_converters/speaq_d2_to_mm.py')
+    src, dst, dicts = tmp_path / 'd2.pth', tmp_path / 'mm.pth', str(tmp_path / 'dicts.json')
+    torch.save(dict(model={'detr.relation_query_embed.weight': torch.zeros(4, 8)}), src)
+    write_vg_dicts(dicts, TOY_CLASSES, TOY_PREDICATES, labels=[0], predicate_labels=[0])
+    converter.main([str(src), str(dst), '--dicts-file', dicts])
+    meta = load_torch_file(str(dst))['meta']['dataset_meta']
+    assert meta == dict(classes=TOY_CLASSES, predicates=TOY_PREDICATES)

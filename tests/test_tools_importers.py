@@ -235,7 +235,8 @@ def write_gqa(folder):
          [[0, 1, 1], [0, 5, 2], [0, 2, 2], [0, 1, 1], [0, 3, 2]]),  # past, dropped object, duplicate, dropped object
         (2, [[1, 1, 5, 5]], [3], [])]))  # no relations
     test = write(osp.join(folder, 'GQA_200_Test.json'), graphs([
-        (10, *pair), (11, [], [], [[0, 1, 1]]),  # no objects
+        (1, *pair),  # the id of a train image: the loader's val keeps it, the import drops it
+        (11, [], [], [[0, 1, 1]]),  # no objects
         (12, *pair),  # the item the loader skips (5580 in the real file, 3 here)
         (13, *pair), (14, *pair)]))
     return dict_file, train, test
@@ -247,20 +248,21 @@ def test_gqa_import_reproduces_the_reference_splits_and_skips(tmp_path, monkeypa
     monkeypatch.setattr(gqa, 'NUM_VAL_IMAGES', 2)
     out = str(tmp_path / 'gqa_ours.json')
     report = gqa_tool.main([*write_gqa(str(tmp_path)), out])
-    assert dropped(report) == {'image: no relations': 1, 'image: no objects': 1,
+    assert dropped(report) == {'image: no relations': 1, 'image: no objects': 1, 'image: duplicate id': 1,
                                'image: skipped by the reference loader': 1, 'object: empty bbox': 1,
                                'object: unknown category': 1, 'relation: index out of range': 1,
                                'relation: uses a dropped object': 2, 'relation: duplicate': 1}
-    assert report['counts'] == dict(images_in=7, images_kept=4, objects_in=13, objects_kept=8, relations_in=10,
-                                    relations_kept=4)
+    assert report['counts'] == dict(images_in=7, images_kept=3, objects_in=13, objects_kept=6, relations_in=10,
+                                    relations_kept=3)
     content = read(out)
     assert content['classes'] == ['man', 'shirt', 'tree'] and content['predicates'] == ['wearing', 'near']
+    # val: the loader's first two test images (1 and 13), of which the import keeps 13.
     assert [(image['id'], image['split']) for image in content['images']] == [
-        (1, 'train'), (10, 'test'), (13, 'test'), (14, 'test'), ('10_val', 'val'), ('13_val', 'val')]
+        (1, 'train'), (13, 'test'), (14, 'test'), ('13_val', 'val')]
     assert content['images'][-1]['file_name'] == '13.jpg'
-    assert report['splits'] == dict(train=1, val=2, test=3)
+    assert report['splits'] == dict(train=1, val=1, test=2)
     without_val = gqa_tool.main([*write_gqa(str(tmp_path)), str(tmp_path / 'no_val.json'), '--val', 'none'])
-    assert without_val['splits'] == dict(train=1, val=0, test=3)
+    assert without_val['splits'] == dict(train=1, val=0, test=2)
     converted = json_to_vg_tool.main([out, str(tmp_path / 'vg')])
     assert converted['dropped'] == {} and converted['dataset']['use_h5_val_split']
 
