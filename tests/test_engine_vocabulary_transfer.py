@@ -313,3 +313,11 @@ def test_the_converter_records_the_names_of_a_reference_checkpoint(tmp_path):
     converter.main([str(src), str(dst), '--dicts-file', dicts])
     meta = load_torch_file(str(dst))['meta']['dataset_meta']
     assert meta == dict(classes=TOY_CLASSES, predicates=TOY_PREDICATES)
+
+
+def test_testing_with_names_the_checkpoint_lacks_is_refused(toy):
+    options = dict(run_options(toy['variant_root'], 'test_time', 1), load_from=toy['checkpoint'])
+    options['default_hooks.checkpoint_check.transfer'] = 'by_name'
+    cfg = load_run_config(OWN_VOCAB_CONFIG, options, str(toy['root'] / 'test_time'))
+    with one_torch_thread(), pytest.raises(VocabularyTransferError, match='outside training'):
+        build_runner(cfg).test()
