@@ -18,6 +18,10 @@ Usage::
     python tools/model_converters/speaq_d2_to_mm.py speaq_model_final.pth checkpoints/speaq_r101_mm.pth
     python tools/model_converters/speaq_d2_to_mm.py vg_objectdetector_pretrained.pth \
         checkpoints/detr_r101_vg150_mm.pth
+
+``--dicts-file VG-SGG-dicts-with-attri.json`` records the dataset's class and predicate names in
+``meta.dataset_meta``, as mmengine does for checkpoints it saves: fine-tuning into another vocabulary
+(``default_hooks.checkpoint_check.transfer=by_name``, docs/own_data.md) matches classifier rows by these names.
 """
 import argparse
 import json
@@ -187,6 +191,8 @@ def parse_args(argv=None):
     parser.add_argument('src', help='detectron2 checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint for speaq_mm (load_from / tools/test.py)')
     parser.add_argument('--overwrite', action='store_true', help='replace dst if it exists')
+    parser.add_argument('--dicts-file', help='VG dicts json of the dataset the checkpoint was trained on: its '
+                        'class and predicate names go into meta.dataset_meta (for transfer=by_name)')
     from speaq_mm.utils import add_trust_argument
     add_trust_argument(parser)
     return parser.parse_args(argv)
@@ -206,6 +212,10 @@ def main(argv=None):
     converted, report = convert_state_dict(state)
     meta = dict(converted_from=args.src, kind=report['kind'], unused_reference_keys=report['unused'],
                 reference_criterion_buffers={k: v.tolist() for k, v in report['criterion_buffers'].items()})
+    if args.dicts_file:
+        from speaq_mm.datasets.vg_format import read_vg_dicts
+        classes, predicates = read_vg_dicts(args.dicts_file)
+        meta['dataset_meta'] = dict(classes=classes, predicates=predicates)
     atomic_dump(dict(state_dict=converted, meta=meta), args.dst, file_format='pth')
     print(f'{args.src}: {len(state)} reference tensors -> {len(converted)} {report["kind"]} tensors in '
           f'{args.dst}')

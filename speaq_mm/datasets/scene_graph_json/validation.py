@@ -80,10 +80,15 @@ MAX_EXAMPLES = 5
 
 
 class ConversionReport:
-    """Counts of what was read, kept and dropped (by reason, with the first examples of each)."""
+    """Counts of what was read, kept and dropped (by reason, with the first examples of each).
 
-    def __init__(self, source: str):
+    ``reasons`` (reason -> meaning) are the drop reasons allowed; the importers of other formats
+    (``scene_graph_json.importing``) extend :data:`DROP_REASONS` with their own.
+    """
+
+    def __init__(self, source: str, reasons: Dict[str, str] = DROP_REASONS):
         self.source = source
+        self.reasons = reasons
         self.counts = Counter()
         self.dropped = Counter()
         self.examples: Dict[str, List[str]] = {}
@@ -91,7 +96,7 @@ class ConversionReport:
 
     def drop(self, reason: str, where: str, detail: str = '') -> None:
         """Count one dropped item; keep the first examples."""
-        if reason not in DROP_REASONS:
+        if reason not in self.reasons:
             raise KeyError(f'unknown drop reason {reason!r}')
         self.dropped[reason] += 1
         examples = self.examples.setdefault(reason, [])
@@ -101,7 +106,7 @@ class ConversionReport:
     def to_dict(self) -> dict:
         """JSON-ready content."""
         return dict(source=self.source, counts=dict(self.counts),
-                    dropped={reason: dict(count=count, meaning=DROP_REASONS[reason],
+                    dropped={reason: dict(count=count, meaning=self.reasons[reason],
                                           examples=self.examples.get(reason, []))
                              for reason, count in self.dropped.items()},
                     notes=self.notes)
@@ -117,7 +122,7 @@ class ConversionReport:
         if self.dropped:
             lines.append('  dropped:')
             for reason, count in self.dropped.items():
-                lines.append(f'    {reason}: {count} ({DROP_REASONS[reason]}); e.g. '
+                lines.append(f'    {reason}: {count} ({self.reasons[reason]}); e.g. '
                              + '; '.join(self.examples.get(reason, [])[:2]))
         else:
             lines.append('  nothing dropped')

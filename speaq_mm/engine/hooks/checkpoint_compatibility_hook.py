@@ -11,11 +11,23 @@ initialisation stays possible (a DETR detector initialises most of SpeaQ): the c
 replicates a DETR decoder into its three decoders).
 
 :class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies it to ``load_from``,
-``--resume`` and ``tools/test.py``; the image demo calls the function itself.
+``--resume`` and ``tools/test.py``; the image demo calls the function itself. With ``transfer='by_name'`` it
+first maps the classifier rows of a checkpoint trained on another vocabulary by name
+(:mod:`speaq_mm.engine.vocabulary_transfer`, docs/own_data.md).
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
+
+from ..vocabulary_transfer import (
+    TRANSFER_MODES,
+    by_name_hint,
+    check_query_groups_follow_the_data,
+    dataset_vocabulary,
+    transfer_rows_by_name,
+)
 
 # The query tables of SpeaQDetector and the constructor argument that sets their number of rows.
 QUERY_TABLES = {'subject_query_embedding.weight': 'num_entity_queries',
@@ -94,7 +106,8 @@ def check_checkpoint_fits(model, checkpoint, source='the checkpoint', min_matche
     state = _as_model_reads_it(model, checkpoint.get('state_dict', checkpoint))
     mismatches = shape_mismatches(state, model_state)
     if mismatches:
-        raise CheckpointMismatchError(describe_mismatches(mismatches, source))
+        hint = by_name_hint(model, [key for key, _, _ in mismatches])
+        raise CheckpointMismatchError(describe_mismatches(mismatches, source) + (f'\n{hint}' if hint else ''))
     matched = [key for key in model_state if key in state]
     if len(matched) < min_matched_share * len(model_state):
         missing = [key for key in model_state if key not in state]
@@ -113,17 +126,42 @@ class SpeaQCheckpointCompatibilityHook(Hook):
     Args:
         min_matched_share (float): see :func:`check_checkpoint_fits`; ``default_hooks.checkpoint_check`` of
             the default runtime sets 0.5.
+        transfer (str): ``'strict'`` (default): refuse any shape mismatch. ``'by_name'``: a checkpoint trained
+            on other classes or predicates gives the rows of the names the two vocabularies share (names from
+            its ``meta.dataset_meta``), the other rows keep their initialisation, and a table of copied, new
+            and dropped names goes to the log (:func:`~speaq_mm.engine.vocabulary_transfer.transfer_rows_by_name`);
+            every other mismatch is still refused.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, min_matched_share=0.5):
+    def __init__(self, min_matched_share=0.5, transfer='strict'):
         if not 0 <= min_matched_share <= 1:
             raise ValueError(f'min_matched_share must be in [0, 1], got {min_matched_share!r}')
+        if transfer not in TRANSFER_MODES:
+            raise ValueError(f'transfer must be one of {TRANSFER_MODES}, got {transfer!r}')
         self.min_matched_share = min_matched_share
+        self.transfer = transfer
 
     def after_load_checkpoint(self, runner, checkpoint) -> None:
-        """Check the checkpoint against the model before mmengine loads it."""
+        """Check the checkpoint against the model before mmengine loads it (mapping its rows by name first
+        with ``transfer='by_name'``)."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        if self.transfer == 'by_name':
+            self._transfer_by_name(runner, model, checkpoint, f'checkpoint {source}')
         check_checkpoint_fits(model, checkpoint, f'checkpoint {source}', self.min_matched_share)
+
+    @staticmethod
+    def _transfer_by_name(runner, model, checkpoint, source):
+        """Map the vocabulary rows onto the names of the dataset the run uses: the train set when training
+        (new names get fresh rows), else the test or val set (no new names allowed)."""
+        training = isinstance(runner._train_loop, BaseLoop)
+        loop = runner._train_loop if training else next(
+            (loop for loop in (runner._test_loop, runner._val_loop) if isinstance(loop, BaseLoop)), None)
+        metainfo = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        vocabulary = dataset_vocabulary(getattr(metainfo, 'metainfo', None))
+        transfer = transfer_rows_by_name(model, checkpoint, vocabulary, source, allow_new=training,
+                                         require_identity=bool(runner._resume))
+        check_query_groups_follow_the_data(model, transfer)
+        print_log(transfer.table(source), logger='current')

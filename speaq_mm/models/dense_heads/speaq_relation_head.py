@@ -31,6 +31,13 @@ class SpeaQRelationHead(BaseModule):
         test_cfg (dict): the `SpeaQTripletPostProcessor` arguments.
     """
 
+    # The state-dict tensors whose rows follow a vocabulary (one row per name, the no-object / no-relation row
+    # last): what default_hooks.checkpoint_check.transfer='by_name' maps by name
+    # (speaq_mm.engine.vocabulary_transfer). The criterion's class weights follow the vocabulary too, but are
+    # not persistent: they are recomputed from the train statistics.
+    vocabulary_rows = {'entity_classifier.weight': 'classes', 'entity_classifier.bias': 'classes',
+                       'predicate_classifier.weight': 'predicates', 'predicate_classifier.bias': 'predicates'}
+
     def __init__(self,
                  num_entity_classes,
                  num_predicates,
