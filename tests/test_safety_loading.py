@@ -323,3 +323,15 @@ def test_a_history_buffer_cannot_rebind_the_statistics_of_the_process(tmp_path):
     finally:
         HistoryBuffer._statistics_methods.clear()
         HistoryBuffer._statistics_methods.update(table)
+
+
+def test_mmengine_load_of_a_pickle_is_restricted(tmp_path, marker):
+    """``mmengine.load`` (an mmengine dataset's ``.pkl`` annotation file, mmdet's tools) uses the restricted
+    unpickler too; plain data still loads."""
+    import mmengine
+    path = tmp_path / 'annotations.pkl'
+    path.write_bytes(pickle.dumps(dict(data_list=[dict(img_id=1, boxes=np.ones((2, 4)))], meta=Payload(marker))))
+    with pytest.raises(UntrustedFileError, match=r'(builtins\.)?exec'):
+        mmengine.load(str(path))
+    path.write_bytes(pickle.dumps(dict(data_list=[dict(img_id=1, boxes=np.ones((2, 4)))])))
+    assert np.array_equal(mmengine.load(str(path))['data_list'][0]['boxes'], np.ones((2, 4)))
