@@ -291,3 +291,16 @@ def test_resume_never_runs_the_config_stored_in_a_checkpoint(tmp_path, marker, t
     with one_torch_thread(), pytest.raises(KeyError):  # past the stored config: no message hub, no optimizer
         load_tool('tools/train.py').main([train_config, '--work-dir', str(tmp_path / 'work'), '--resume', str(path)])
     assert not marker.exists()
+
+
+def test_a_source_we_have_not_reviewed_is_refused(marker, monkeypatch):
+    """A scheme a later mmengine (or another package) registers gets a refusal when speaq_mm installs its
+    loaders, instead of loading with whatever that loader does."""
+    def unreviewed_loader(filename, map_location=None):
+        open(marker, 'w').close()
+
+    monkeypatch.setattr(CheckpointLoader, '_schemes', dict(CheckpointLoader._schemes))
+    CheckpointLoader.register_scheme('newstore://', unreviewed_loader)
+    mmengine_compat.install_checkpoint_loaders()
+    with pytest.raises(RuntimeError, match=r"newstore://model\.pth: .*'newstore://'.*not reviewed"):
+        CheckpointLoader.load_checkpoint('newstore://model.pth')
