@@ -304,3 +304,19 @@ def test_a_source_we_have_not_reviewed_is_refused(marker, monkeypatch):
     mmengine_compat.install_checkpoint_loaders()
     with pytest.raises(RuntimeError, match=r"newstore://model\.pth: .*'newstore://'.*not reviewed"):
         CheckpointLoader.load_checkpoint('newstore://model.pth')
+
+
+def test_init_detector_loads_a_published_checkpoint_from_a_url(tmp_path_factory, tmp_path, torch_home):
+    """The same path loads a real checkpoint: the toy model's weights, published under a hashed name."""
+    from mmdet.apis import init_detector
+    from mmdet.registry import MODELS
+    torch.manual_seed(3)
+    state_dict = MODELS.build(Config.fromfile(TOY_MIX_CONFIG).model).state_dict()
+    (tmp_path / 'served').mkdir()
+    torch.save(dict(state_dict=state_dict, meta=dict(epoch=1, iter=10)), tmp_path / 'served' / 'speaq.pth')
+    name = hashed_name(str(tmp_path / 'served' / 'speaq.pth'), 'speaq_tiny_toy')
+    with serve_folder(tmp_path / 'served') as (base, _):
+        model = init_detector(TOY_MIX_CONFIG, f'{base}/{name}', device='cpu', cfg_options={
+            'test_dataloader.dataset.data_root': shared_toy_data(tmp_path_factory)['real']})
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in state_dict.items())
