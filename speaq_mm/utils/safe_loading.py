@@ -316,14 +316,16 @@ def check_history_buffer_state(state):
 
     mmengine's ``HistoryBuffer.__setstate__`` merges the table a file carries into the class-wide one that
     every buffer of the process uses, so a file mapping ``'mean'`` to ``HistoryBuffer.max`` would make every
-    later mean a max. A file may only restate the default entries (``speaq_mm.engine.mmengine_compat``).
+    later mean a max. A file may only restate the entries the table already has (``speaq_mm.engine.mmengine_compat``).
     """
     from mmengine.logging import HistoryBuffer
     table = state.get('statistics_methods', {}) if isinstance(state, dict) else None
     if not isinstance(table, dict):
         raise _Refusal(f'holds a HistoryBuffer state that is not a dict with a statistics table ({type(state)})')
     for key, method in table.items():
-        if key not in HISTORY_BUFFER_STATISTICS or method is not vars(HistoryBuffer)[key]:
+        own = vars(HistoryBuffer)[key] if key in HISTORY_BUFFER_STATISTICS else None
+        # A statistic this process registered itself may be restated (a trusted file of this project's runs).
+        if method is not own and method is not HistoryBuffer._statistics_methods.get(key):
             shown = getattr(method, '__qualname__', type(method).__name__)
             raise _Refusal(f'holds a HistoryBuffer whose statistic {key!r} is {shown} (mmengine would register it '
                            'for every HistoryBuffer of the process)')
