@@ -1,9 +1,9 @@
 """Every place where speaq_mm changes or works around mmengine's own behaviour, in one module.
 
 speaq_mm is tested with mmengine 0.10.7 (``TESTED_MMENGINE``). Each workaround below says what it targets, is
-guarded by ``digit_version`` where a later mmengine fixes the cause, and says when to remove it. Two of them
-act for the whole process and are installed by :func:`install_process_wide_workarounds` when ``speaq_mm`` is
-imported (README, "What importing speaq_mm changes"), together with 8 and 9 below:
+guarded by ``digit_version`` where a later mmengine fixes the cause, and says when to remove it. Workarounds
+1, 2 and 8-10 act for the whole process and are installed by :func:`install_process_wide_workarounds` when
+``speaq_mm`` is imported (README, "What importing speaq_mm changes"):
 
 1. :data:`CHECKPOINT_LOADERS` become mmengine's loaders for every checkpoint source it knows (local paths,
    ``http(s)://``, ``torchvision://``/``modelzoo://``, ``open-mmlab://``/``openmmlab://``, ``mmcls://``,
@@ -21,7 +21,7 @@ imported (README, "What importing speaq_mm changes"), together with 8 and 9 belo
 
 8. ``HistoryBuffer.__setstate__`` (0.10.7 and main) merges the statistics table a checkpoint carries into the
    class-wide table of every buffer, so a file could make ``statistics('mean')`` return the max;
-   :func:`setstate_checked` refuses a table that is not mmengine's own defaults. Remove when mmengine stops
+   :func:`setstate_checked` refuses a table that re-points a statistic. Remove when mmengine stops
    restoring the table from the file.
 9. mmengine's ``BaseInferencer`` (mmdet's ``DetInferencer``) given only ``weights`` and ``Runner.resume``
    (``FlexibleRunner.resume``) of a checkpoint holding ``meta.config`` execute the config text stored in the
@@ -330,7 +330,7 @@ def _checked(wrapper):
     return wrapper
 
 
-# 8. HistoryBuffer states that rewrite the statistics table ---------------------------------------------------
+# 8. HistoryBuffer states that rewrite the statistics table ------------------------------------------------
 def setstate_checked(setstate):
     """``HistoryBuffer.__setstate__`` that first refuses a statistics table other than mmengine's defaults."""
     @functools.wraps(setstate)
@@ -340,7 +340,7 @@ def setstate_checked(setstate):
     return _checked(__setstate__)
 
 
-# 9. Configs stored in checkpoints are never executed ---------------------------------------------------------
+# 9. Configs stored in checkpoints are never executed ------------------------------------------------------
 _RESUMING = contextvars.ContextVar('speaq_mm_resuming', default=False)
 
 
@@ -425,7 +425,7 @@ def deferred_removals(file_backend):
         del file_backend.remove
 
 
-# 10. mmengine.load of pickles ----------------------------------------------------------------------------------
+# 10. mmengine.load of pickles -----------------------------------------------------------------------------
 class RestrictedPickleHandler(PickleHandler):
     """mmengine's pickle handler, loading with :func:`speaq_mm.utils.safe_loading.restricted_load`."""
 
