@@ -177,8 +177,14 @@ def download_checkpoint(url, model_dir=None):
     if not osp.exists(cached):
         os.makedirs(model_dir, exist_ok=True)
         # torch writes to a temporary file, checks the hash prefix and only then moves it into place.
-        torch.hub.download_url_to_file(urlunsplit(parts._replace(fragment='')), cached,
-                                       hash_prefix=full or prefix, progress=os.isatty(0))
+        try:
+            torch.hub.download_url_to_file(urlunsplit(parts._replace(fragment='')), cached,
+                                           hash_prefix=full or prefix, progress=os.isatty(0))
+        except RuntimeError as error:
+            if 'invalid hash value' not in str(error):
+                raise
+            raise ChecksumError(f'{url}: the downloaded file does not have the sha256 the URL gives ({error}); '
+                                'nothing was cached') from None
     expected = full or prefix
     if expected:
         actual = _sha256(cached)
