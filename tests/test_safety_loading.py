@@ -92,9 +92,18 @@ def test_trust_pickle_opts_in_for_that_one_file_only(tmp_path_factory, tmp_path)
     trusted = malicious_checkpoint(run, str(tmp_path), marker)
     other = osp.join(tmp_path, 'other.pth')
     os.link(trusted, other)  # the same bytes under another name stay untrusted
+    (tmp_path / 'elsewhere').mkdir()
+    same_name = str(tmp_path / 'elsewhere' / osp.basename(trusted))  # and under the same name in another folder
+    os.link(trusted, same_name)
     tool = load_tool('tools/analysis/query_specialisation.py')
-    with pytest.raises(UntrustedFileError, match=refused(other)):
-        tool.load_inputs(other, TOY_MIX_CONFIG, None)
+    from speaq_mm.utils import safe_loading
+    safe_loading.trust_file(trusted)
+    try:
+        for untrusted in (other, same_name):
+            with pytest.raises(UntrustedFileError, match=refused(untrusted)):
+                tool.load_inputs(untrusted, TOY_MIX_CONFIG, None)
+    finally:
+        safe_loading._trusted_files.clear()
     assert not marker.exists()
     from speaq_mm.utils import safe_loading
     safe_loading.trust_file(trusted)
@@ -205,7 +214,7 @@ def test_no_unrestricted_unpickling_outside_the_opt_in():
     with open(osp.join(REPO, 'speaq_mm', 'utils', 'safe_loading.py')) as file:
         text = file.read()
     assert text.count('weights_only=False') == 1 and text.count('pickle.Unpickler(file)') == 1
-    assert text.count('if is_trusted(path):') == 2
+    assert text.count('if trusted:') == 1 and text.count('if is_trusted(path):') == 1
 
 
 class AttributeWalk:
@@ -221,3 +230,108 @@ def test_checkpoint_getattr_resolves_only_history_buffer_methods(tmp_path):
     torch.save(dict(state_dict={}, meta=dict(step=AttributeWalk())), path)
     with pytest.raises(UntrustedFileError, match=re.escape(str(path)) + r'.*getattr.*__self__.*--trust-pickle'):
         load_torch_file(path)
+
+
+def test_numpy_functions_that_run_code_are_refused(tmp_path, marker):
+    """numpy holds functions that execute a string (``numpy.testing``'s ``runstring``); only numpy's array,
+    dtype and scalar constructors may be named by a file, never "anything from numpy"."""
+    from numpy.testing import runstring
+
+    class NumpyGadget:
+        def __reduce__(self):
+            return runstring, (f'open({str(marker)!r}, "w").close()', {})
+
+    dump = tmp_path / 'preds.pkl'
+    dump.write_bytes(pickle.dumps([NumpyGadget()]))
+    with pytest.raises(UntrustedFileError, match=re.escape(str(dump)) + r'.*numpy\.testing.*runstring'):
+        load_pickle_file(dump)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}, meta=dict(step=NumpyGadget())), checkpoint)
+    with pytest.raises(UntrustedFileError, match=re.escape(str(checkpoint)) + r'.*runstring'):
+        load_torch_file(checkpoint)
+
+
+def test_a_plain_pickle_named_pth_is_refused_naming_the_global(tmp_path, marker):
+    path = tmp_path / 'model.pth'
+    path.write_bytes(pickle.dumps(dict(state_dict={}, meta=Payload(marker))))
+    with pytest.raises(UntrustedFileError, match=refused(path)):
+        load_torch_file(path)
+    path.write_bytes(b'not a pickle at all')
+    with pytest.raises(ValueError, match=re.escape(str(path)) + '.*not a readable checkpoint'):
+        load_torch_file(path)
+
+
+class HugeEmptyArray:
+    """numpy's ``_reconstruct`` asked for 6 GB before any data: a 41-byte file."""
+
+    def __reduce__(self):
+        from speaq_mm.utils.safe_loading import _MULTIARRAY
+        return _MULTIARRAY._reconstruct, (np.ndarray, (6 * 2 ** 30,), b'b')
+
+
+class HugeObjectArray:
+    """An object array whose ``__setstate__`` allocates its declared shape (8 GB) before it reads the items."""
+
+    def __reduce__(self):
+        from speaq_mm.utils.safe_loading import _MULTIARRAY
+        return _MULTIARRAY._reconstruct, (np.ndarray, (0,), b'b'), (1, (2 ** 30,), np.dtype('O'), False, [])
+
+
+@pytest.mark.parametrize('gadget', [HugeEmptyArray, HugeObjectArray])
+def test_a_tiny_file_cannot_request_a_huge_allocation(tmp_path, gadget):
+    dump = tmp_path / 'preds.pkl'
+    dump.write_bytes(pickle.dumps([gadget()], protocol=2))
+    assert dump.stat().st_size < 256
+    with pytest.raises(UntrustedFileError, match=re.escape(str(dump)) + r'.*(shape|objects)'):
+        load_pickle_file(dump)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}, meta=dict(log=gadget())), checkpoint)
+    with pytest.raises(UntrustedFileError, match=re.escape(str(checkpoint)) + r'.*(shape|objects)'):
+        load_torch_file(checkpoint)
+
+
+def test_arrays_of_every_plain_dtype_still_load(tmp_path):
+    arrays = [(np.arange(6) % 2).astype(dtype).reshape(2, 3) for dtype in (np.uint8, np.int32, np.int64, np.float32,
+                                                                   np.float64, np.bool_)]
+    arrays += [np.array(['a', 'bc']), np.zeros(0), np.float32(2.5), np.asfortranarray(np.ones((2, 3)))]
+    dump = tmp_path / 'arrays.pkl'
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        dump.write_bytes(pickle.dumps(arrays, protocol=protocol))
+        for ours, theirs in zip(load_pickle_file(dump), arrays):
+            assert np.array_equal(ours, theirs) and ours.dtype == theirs.dtype
+
+
+class ReboundStatistics:
+    """A ``HistoryBuffer`` whose pickled statistics table maps ``'mean'`` to ``HistoryBuffer.max``."""
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        state = dict(max_length=10, _log_history=np.array([1.0, 5.0]), _count_history=np.array([1, 1]),
+                     statistics_methods=dict(HistoryBuffer._statistics_methods, mean=HistoryBuffer.max))
+        return HistoryBuffer, (), state
+
+
+def test_a_history_buffer_cannot_rebind_the_statistics_of_the_process(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    table = dict(HistoryBuffer._statistics_methods)
+    path = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}, message_hub=dict(log_scalars=dict(loss=ReboundStatistics()))), path)
+    try:
+        with pytest.raises(UntrustedFileError, match=re.escape(str(path)) + r".*statistic 'mean' is HistoryBuffer.max"):
+            load_torch_file(path)
+        assert HistoryBuffer([1.0, 5.0], [1, 1]).statistics('mean') == 3.0
+    finally:
+        HistoryBuffer._statistics_methods.clear()
+        HistoryBuffer._statistics_methods.update(table)
+
+
+def test_mmengine_load_of_a_pickle_is_restricted(tmp_path, marker):
+    """``mmengine.load`` (an mmengine dataset's ``.pkl`` annotation file, mmdet's tools) uses the restricted
+    unpickler too; plain data still loads."""
+    import mmengine
+    path = tmp_path / 'annotations.pkl'
+    path.write_bytes(pickle.dumps(dict(data_list=[dict(img_id=1, boxes=np.ones((2, 4)))], meta=Payload(marker))))
+    with pytest.raises(UntrustedFileError, match=r'(builtins\.)?exec'):
+        mmengine.load(str(path))
+    path.write_bytes(pickle.dumps(dict(data_list=[dict(img_id=1, boxes=np.ones((2, 4)))])))
+    assert np.array_equal(mmengine.load(str(path))['data_list'][0]['boxes'], np.ones((2, 4)))

@@ -12,6 +12,12 @@ users download or share are untrusted, so every loader of speaq_mm admits only t
 * plain pickles (``tools/test.py --out preds.pkl``, mmengine's ``DumpResults``, metainfo ``.pkl``) load with
   :class:`RestrictedUnpickler`, which resolves only plain containers, numpy arrays and torch tensors.
 
+Both loaders also bound what an allowed type may ask for: numpy's ``_reconstruct`` only creates the empty array
+that numpy's own pickles ask for (a 41-byte file cannot request gigabytes before its data is read), object
+arrays are refused (their ``__setstate__`` allocates the declared shape whatever the file holds), and a
+``HistoryBuffer`` state may not re-point mmengine's process-wide statistics table
+(``speaq_mm.engine.mmengine_compat``, workaround 8).
+
 A file that needs anything else is refused with :class:`UntrustedFileError`, naming the file, the type and the
 flag that opts in for that one file: ``--trust-pickle FILE`` on every tool (or :func:`trust_file` from
 Python). A trusted file is loaded with the full pickle machinery, and the log says so. There is no switch
@@ -34,18 +40,31 @@ class UntrustedFileError(pickle.UnpicklingError):
     """A file holds a type that speaq_mm does not load from untrusted files (it could run code)."""
 
 
+class _Refusal(Exception):
+    """Raised by an allowed callable whose arguments ask for more than our files ever do; the loaders turn it
+    into an :class:`UntrustedFileError` naming the file. (Not an ``UnpicklingError``, so torch's weights-only
+    loader passes it through unchanged.)"""
+
+
+def _trust_key(path):
+    """A local file is trusted by its real path (never by its base name); a remote source (``s3://...``,
+    ``https://...``) by the exact string."""
+    path = str(path)
+    return path if '://' in path else osp.realpath(osp.expanduser(path))
+
+
 def trust_file(path):
-    """Allow ``path`` (this one file) to be unpickled without restrictions in this process.
+    """Allow ``path`` (this one file, or this one remote source) to be unpickled without restrictions.
 
     Only for files you made yourself or fully trust: unpickling can run code. The tools call it for every
     ``--trust-pickle FILE`` they are given.
     """
-    _trusted_files.add(osp.realpath(osp.expanduser(str(path))))
+    _trusted_files.add(_trust_key(path))
 
 
 def is_trusted(path):
     """Whether :func:`trust_file` was called for ``path`` (symlinks and ``~`` resolved)."""
-    return osp.realpath(osp.expanduser(str(path))) in _trusted_files
+    return _trust_key(path) in _trusted_files
 
 
 def add_trust_argument(parser):
@@ -70,14 +89,24 @@ def _untrusted(path, what, offending):
         f'speaq_mm.utils.trust_file) to load this one file anyway.')
 
 
+def _refused(path, what, refusal):
+    return UntrustedFileError(f'{path}: this {what} {refusal}; refused before allocating or running anything. '
+                              f'If you made this file or trust its source, pass {TRUST_FLAG} {path} to load it '
+                              'with full unpickling anyway.')
+
+
 def _warn_trusted(path):
     warnings.warn(f'loading {path} with full unpickling ({TRUST_FLAG}): it can run code', stacklevel=3)
+
+
+# The statistics mmengine registers for every HistoryBuffer; a checkpoint pickles this table with each buffer.
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
 def _history_buffer_method(owner, name):
     """The ``getattr`` a checkpoint may call: only ``HistoryBuffer``'s statistics methods resolve."""
     from mmengine.logging import HistoryBuffer
-    method = vars(HistoryBuffer).get(name) if owner is HistoryBuffer else None
+    method = vars(HistoryBuffer).get(name) if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS else None
     if not callable(method):
         owner = getattr(owner, '__qualname__', type(owner).__name__)
         raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr({owner}, {name!r}) was not an '
@@ -85,18 +114,52 @@ def _history_buffer_method(owner, name):
     return method
 
 
+_NUMPY_CORE = np.core if np.__version__.startswith('1.') else np._core
+_MULTIARRAY = _NUMPY_CORE.multiarray
+
+
+def _empty_array(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` as a pickle may call it: the empty array that BUILD then fills.
+
+    numpy's own pickles always ask for ``(ndarray, (0,), b'b')`` and bring the data with BUILD, whose
+    ``__setstate__`` checks it against the shape. Any other shape would allocate memory the file never holds.
+    """
+    if subtype is not np.ndarray:
+        raise _Refusal(f'asks numpy _reconstruct for a {getattr(subtype, "__qualname__", subtype)!r}, not an ndarray')
+    dims = (shape,) if isinstance(shape, int) else shape
+    if not (isinstance(dims, tuple) and all(isinstance(d, int) and d >= 0 for d in dims)) or 0 not in dims:
+        raise _Refusal(f'asks numpy _reconstruct for an array of shape {shape!r} before reading any data '
+                       "(numpy's own pickles ask for an empty one)")
+    return _MULTIARRAY._reconstruct(np.ndarray, dims, dtype)
+
+
+def _plain_dtype(*args):
+    """``numpy.dtype`` for pickles: every dtype except those holding Python objects.
+
+    An object array's ``__setstate__`` allocates its declared shape before it compares it with the list of
+    items the file holds (a few bytes can ask for gigabytes), and our files hold none.
+    """
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise _Refusal(f'holds a numpy array of Python objects (dtype {dtype}), which speaq_mm does not load')
+    return dtype
+
+
 def _numpy_globals():
     """(object, pickled name) pairs for numpy arrays, dtypes and scalars, under numpy 1 and numpy 2 names."""
-    multiarray = np.core.multiarray if np.__version__.startswith('1.') else np._core.multiarray
     pairs = []
-    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        pairs += [(multiarray._reconstruct, f'{module}._reconstruct'), (multiarray.scalar, f'{module}.scalar')]
-    pairs += [(np.ndarray, 'numpy.ndarray'), (np.dtype, 'numpy.dtype')]
-    # numpy >= 1.25 pickles a dtype's class (numpy.dtypes.Float32DType, ...) in some protocols.
+    for core in ('numpy.core', 'numpy._core'):
+        pairs += [(_empty_array, f'{core}.multiarray._reconstruct'), (_MULTIARRAY.scalar, f'{core}.multiarray.scalar'),
+                  # Protocol 5 pickles a contiguous array as _frombuffer(bytes, dtype, shape, order): a view of
+                  # the file's bytes, reshaped (numpy checks that the sizes agree).
+                  (_NUMPY_CORE.numeric._frombuffer, f'{core}.numeric._frombuffer')]
+    pairs += [(np.ndarray, 'numpy.ndarray'), (_plain_dtype, 'numpy.dtype')]
+    # numpy >= 1.25 pickles a dtype's class (numpy.dtypes.Float32DType, ...) in some protocols, and torch's
+    # weights-only BUILD needs a dtype's class allowed to set its state. ObjectDType() would build dtype('O').
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
         pairs += [(getattr(dtypes, name), f'numpy.dtypes.{name}') for name in dir(dtypes)
-                  if name.endswith('DType') and isinstance(getattr(dtypes, name), type)]
+                  if name.endswith('DType') and name != 'ObjectDType' and isinstance(getattr(dtypes, name), type)]
     return pairs
 
 
@@ -107,45 +170,79 @@ def checkpoint_globals():
 
 
 def _offending_global(error):
-    """The type or function named in torch's weights-only refusal, or its first line."""
-    text = str(error)
+    """The type or function named in torch's weights-only refusal, or None."""
     for pattern in (r'GLOBAL (.+?) (?:was not an allowed|whose module)', r'unrecognized function (.+?)(?: which|$)',
                     r'but got (<[^>]+>)'):
-        match = re.search(pattern, text, flags=re.MULTILINE)
+        match = re.search(pattern, str(error), flags=re.MULTILINE)
         if match:
             return match.group(1)
-    return text.strip().splitlines()[-1] if text.strip() else type(error).__name__
+    return None
 
 
-def load_torch_file(path, map_location=None, what='checkpoint'):
+def _torch_reason(error):
+    """The line of a torch error that says what went wrong (its weights-only refusals wrap it in advice)."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(('Weights only load failed', 'Please file an issue',
+                                                              'Check the documentation'))]
+    return (reasons or lines or [type(error).__name__])[-1].strip()
+
+
+def load_torch_file(path, map_location=None, what='checkpoint', source=None):
     """``torch.load`` a file that may come from anyone: tensors, arrays, containers and mmengine logs only.
 
     Args:
         path (str): the file.
         map_location: as for ``torch.load``.
         what (str): what the file is, for error messages (``'checkpoint'``, ``'reference checkpoint'``).
+        source (str, optional): where a downloaded file came from (a URL); :func:`trust_file` of ``source``
+            trusts it as well as of ``path``.
 
     Raises:
         FileNotFoundError: no such file.
         UntrustedFileError: the file holds other types; the message names the type and ``--trust-pickle``.
         ValueError: the file is not a torch file at all.
     """
-    import torch
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} file {path} can not be found.')
-    if is_trusted(path):
-        _warn_trusted(path)
-        return torch.load(path, map_location=map_location, weights_only=False)
+    with open(path, 'rb') as file:
+        return _load_torch(file, path, map_location, what, trusted=is_trusted(path) or (
+            source is not None and is_trusted(source)))
+
+
+def load_torch_bytes(data, name, map_location=None, what='checkpoint'):
+    """:func:`load_torch_file` for the bytes of a remote file (``s3://...``); ``name`` is its address, by which
+    :func:`trust_file` trusts it."""
+    return _load_torch(io.BytesIO(data), name, map_location, what, trusted=is_trusted(name))
+
+
+def _load_torch(file, name, map_location, what, trusted):
+    import torch
+    if trusted:
+        _warn_trusted(name)
+        return torch.load(file, map_location=map_location, weights_only=False)
     try:
         with torch.serialization.safe_globals(checkpoint_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except _Refusal as refusal:
+        raise _refused(name, what, refusal) from None
     except pickle.UnpicklingError as error:
-        if 'Weights only load failed' in str(error) or 'allowed global' in str(error):
-            raise _untrusted(path, what, _offending_global(error)) from None
-        raise ValueError(f'{path}: not a readable {what} ({error})') from error
+        offending = _offending_global(error)
+        if offending:
+            raise _untrusted(name, what, offending) from None
+        error_text = _torch_reason(error)
     except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f'{path}: not a readable {what} ({error})') from error
+        error_text = _torch_reason(error)
+    # A plain pickle (not torch's format) fails on an opcode or the magic number before torch names a global;
+    # the restricted unpickler names the first global it refuses, and runs nothing.
+    file.seek(0)
+    try:
+        restricted_load(file, name, what)
+    except UntrustedFileError:
+        raise
+    except Exception:  # not a pickle either: report torch's reason
+        pass
+    raise ValueError(f'{name}: not a readable {what} ({error_text})')
 
 
 def _load_storage_bytes(data):
@@ -206,6 +303,34 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _untrusted(self._path, self._what, key)
 
 
+def restricted_load(file, name='<bytes>', what='pickle file'):
+    """Unpickle the open binary ``file`` with :class:`RestrictedUnpickler`; refusals name ``name``."""
+    try:
+        return RestrictedUnpickler(file, name, what).load()
+    except _Refusal as refusal:
+        raise _refused(name, what, refusal) from None
+
+
+def check_history_buffer_state(state):
+    """Refuse a ``HistoryBuffer`` state whose statistics table maps a name to another method.
+
+    mmengine's ``HistoryBuffer.__setstate__`` merges the table a file carries into the class-wide one that
+    every buffer of the process uses, so a file mapping ``'mean'`` to ``HistoryBuffer.max`` would make every
+    later mean a max. A file may only restate the entries the table already has (``speaq_mm.engine.mmengine_compat``).
+    """
+    from mmengine.logging import HistoryBuffer
+    table = state.get('statistics_methods', {}) if isinstance(state, dict) else None
+    if not isinstance(table, dict):
+        raise _Refusal(f'holds a HistoryBuffer state that is not a dict with a statistics table ({type(state)})')
+    for key, method in table.items():
+        own = vars(HistoryBuffer)[key] if key in HISTORY_BUFFER_STATISTICS else None
+        # A statistic this process registered itself may be restated (a trusted file of this project's runs).
+        if method is not own and method is not HistoryBuffer._statistics_methods.get(key):
+            shown = getattr(method, '__qualname__', type(method).__name__)
+            raise _Refusal(f'holds a HistoryBuffer whose statistic {key!r} is {shown} (mmengine would register it '
+                           'for every HistoryBuffer of the process)')
+
+
 def load_pickle_file(path, what='pickle file'):
     """Unpickle ``path`` with :class:`RestrictedUnpickler` (or fully, if :func:`trust_file` was called for it).
 
@@ -222,7 +347,7 @@ def load_pickle_file(path, what='pickle file'):
             if is_trusted(path):
                 _warn_trusted(path)
                 return pickle.Unpickler(file).load()
-            return RestrictedUnpickler(file, path, what).load()
+            return restricted_load(file, path, what)
         except UntrustedFileError:
             raise
         except Exception as error:

@@ -5,6 +5,8 @@ works on whole-file numpy arrays: the reference loaders' per-image Python loop a
 what made them slow and stale, so nothing here loops over images and nothing is cached on disk.
 """
 import json
+import math
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +32,10 @@ VG_FILE_NAMES = dict(
 # names (letters, digits, '_', '-', '.'; not starting with '.'), so that no id can reach outside the folder.
 PLAIN_IMAGE_ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
 _PER_IMAGE_KEYS = ('split', 'img_to_first_box', 'img_to_last_box', 'img_to_first_rel', 'img_to_last_rel')
+# An h5 dataset may declare at most this many bytes per byte it stores (gzip, the strongest filter h5py ships,
+# stays near 1000:1), plus a little for small arrays: a tiny file cannot make the reader allocate gigabytes.
+MAX_H5_EXPANSION = 1100
+H5_EXPANSION_SLACK_BYTES = 1 << 20
 
 
 class VGFormatError(ValueError):
@@ -106,7 +112,7 @@ def read_vg_h5(path: str, box_scale: int = 1024) -> Tuple[Dict[str, np.ndarray],
         missing = [key for key in required if key not in h5]
         if missing:
             raise VGFormatError(f'{path}: missing h5 keys {missing} (the loader needs {list(required)})')
-        datasets = {key: h5[key] for key in required}
+        datasets = {key: _checked_h5_dataset(path, h5, key) for key in required}
         for key, dataset in datasets.items():
             if not (np.issubdtype(dataset.dtype, np.integer) or (key == box_key and dataset.dtype.kind == 'f')):
                 raise VGFormatError(f'{path}: h5 key "{key}" must hold integers, got dtype {dataset.dtype}')
@@ -139,6 +145,36 @@ def read_vg_h5(path: str, box_scale: int = 1024) -> Tuple[Dict[str, np.ndarray],
         for key in ('labels', 'predicates'):
             arrays[key] = datasets[key].astype(np.int32)[()].reshape(-1)
         return arrays, np.issubdtype(datasets[box_key].dtype, np.integer)
+
+
+def _checked_h5_dataset(path: str, h5: h5py.File, key: str) -> h5py.Dataset:
+    """``h5[key]`` once it is a plain dataset stored in this file, of a size the file can hold.
+
+    Soft and external links, external storage and virtual datasets are refused: they make h5py read other
+    files (outside the dataset folder, say). A dataset must not declare more bytes than
+    :data:`MAX_H5_EXPANSION` times what it stores (plus :data:`H5_EXPANSION_SLACK_BYTES`), and what it stores
+    must fit in the file, so that reading it never allocates memory the file does not account for.
+    """
+    link = h5.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise VGFormatError(f'{path}: h5 key "{key}" is a {type(link).__name__} (to '
+                            f'{getattr(link, "filename", "")}{getattr(link, "path", "")}); the loader reads only '
+                            'datasets stored in the file itself')
+    dataset = h5[key]
+    if not isinstance(dataset, h5py.Dataset):
+        raise VGFormatError(f'{path}: h5 key "{key}" is a {type(dataset).__name__}, not a dataset')
+    if dataset.is_virtual or dataset.external:
+        kind = 'a virtual dataset' if dataset.is_virtual else 'stored in external files'
+        raise VGFormatError(f'{path}: h5 key "{key}" is {kind}; the loader reads only datasets stored in the '
+                            'file itself')
+    declared = math.prod(dataset.shape) * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    file_size = os.path.getsize(path)
+    if stored > file_size or declared > stored * MAX_H5_EXPANSION + H5_EXPANSION_SLACK_BYTES:
+        raise VGFormatError(
+            f'{path}: h5 key "{key}" declares shape {dataset.shape} of {dataset.dtype} ({declared} bytes) but '
+            f'stores {stored} bytes in a {file_size}-byte file; refusing to allocate for data the file does not hold')
+    return dataset
 
 
 def read_image_data(path: str) -> Dict[str, np.ndarray]:
@@ -246,7 +282,14 @@ def _check_ranges(path: str, first: np.ndarray, last: np.ndarray, num_items: int
             f'{path}: {keys[0]}/{keys[1]} of image row {row} = ({first[row]}, {last[row]}) is not an '
             f'inclusive range into the {num_items} {items} (-1/-1 means none); {int(bad.sum())} image rows '
             'affected')
-    return np.where(none, 0, last - first + 1)
+    counts = np.where(none, 0, last - first + 1)
+    # Each item belongs to one image: ranges covering more items than exist overlap, and gathering them would
+    # allocate images x items.
+    if counts.sum() > num_items:
+        raise VGFormatError(
+            f'{path}: the ranges {keys[0]}..{keys[1]} of the images cover {int(counts.sum())} {items} in total, '
+            f'but the h5 holds {num_items}; the ranges of different images must not overlap')
+    return counts
 
 
 @dataclass
