@@ -48,6 +48,9 @@ class UnreadableImageError(ValueError):
         self.path, self.reason, self.detail = path, reason, detail
         super().__init__(f'{path}: {reason}' + (f' ({detail})' if detail else ''))
 
+    def __reduce__(self):  # DataLoader workers send it to the main process pickled
+        return type(self), (self.path, self.reason, self.detail)
+
 
 def collect_image_paths(source: str, recursive: bool = False) -> Tuple[str, List[str]]:
     """The images ``source`` names and the folder their output ``file_name`` is relative to.
