@@ -217,3 +217,32 @@ def test_inference_pipeline_drops_annotation_loading():
     assert [type(step).__name__ for step in pipeline.transforms] == ['LoadImageFromNDArray', 'Resize',
                                                                      'SGGPackInputs']
     assert load_step['type'] == 'LoadImageFromFile'
+
+
+def test_relations_json_to_vg_would_drop_are_left_out(tmp_path):
+    """A self relation (subject and object merged into one entity) and a relation with an empty box: not in the
+    graph, and json_to_vg then keeps every relation and object."""
+    import json
+
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from speaq_mm.datasets.scene_graph_json import json_to_vg
+    sample = DetDataSample()
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[0., 0., 10., 10.], [5., 5., 20., 20.], [3., 3., 3., 9.]]),
+        labels=torch.tensor([0, 1, 1]), scores=torch.tensor([0.9, 0.8, 0.7]))
+    sample.pred_relations = InstanceData(
+        pairs=torch.tensor([[0, 1], [1, 1], [0, 2], [1, 0]]), labels=torch.tensor([1, 0, 0, 0]),
+        triplet_scores=torch.tensor([0.5, 0.4, 0.3, 0.2]), scores=torch.full((4, 3), 0.25),
+        query_ids=torch.tensor([3, 1, 2, 0]))
+    graph = inferencer_module.scene_graph_from_sample(sample, 'a.jpg', 'a', 32, 24, ('cat', 'dog'), ('on', 'near'),
+                                                      topk=0)
+    assert [(r['subject'], r['object'], r['predicate'], r['query_id']) for r in graph['relations']] == [
+        (0, 1, 'near', 3), (1, 0, 'on', 0)]
+    assert [(o['name'], o['bbox']) for o in graph['objects']] == [('cat', [0., 0., 10., 10.]),
+                                                                  ('dog', [5., 5., 20., 20.])]
+    path = tmp_path / 'graphs.json'
+    path.write_text(json.dumps(dict(classes=['cat', 'dog'], predicates=['on', 'near'], images=[graph])))
+    report = json_to_vg(str(path), str(tmp_path / 'vg'))
+    assert report['dropped'] == {} and report['counts']['relations_kept'] == 2
