@@ -266,3 +266,18 @@ def test_the_docs_commands_turn_the_output_into_a_training_set_and_back(run, fol
         unit = max(graph['width'], graph['height']) / 1024  # the h5 stores boxes in a 1024 px frame
         np.testing.assert_allclose([o['bbox'] for o in image['objects']], [o['bbox'] for o in graph['objects']],
                                    atol=2 * unit + 0.01, rtol=0)
+
+
+@pytest.mark.parametrize('tool', ['tools/extract_scene_graphs.py', 'tools/benchmarks/bench_extract.py'])
+def test_tool_help(tool):
+    result = subprocess.run([sys.executable, osp.join(REPO, tool), '--help'], capture_output=True, text=True,
+                            timeout=300, env=tool_env())
+    assert result.returncode == 0, result.stderr
+    assert '--batch-size' in result.stdout
+
+
+def test_the_benchmark_runs_on_tiny_inputs():
+    with one_torch_thread():
+        rows = load_tool('tools/benchmarks/bench_extract.py').main(['--images', '2', '--batch-sizes', '1', '2',
+                                                                   '--threads', '1'])
+    assert [row[0] for row in rows] == [1, 2] and all(row[1] > 0 for row in rows)
