@@ -16,9 +16,9 @@ RGBA, LA, transparent  composited on white (as image viewers show them), then up
 16-bit                 cv2 scales to 8 bits itself; with the pillow backend we scale (pillow would clip)
 huge                   decoded when ``width * height <= max_pixels`` (default 200 MP), else skipped
                        (``too large``): one panorama must not take the memory of the whole run
-truncated              skipped (``truncated``): cv2 would silently fill the missing rows with grey, so
-                       every file is decoded once by Pillow first (JPEGs at 1/8 scale, which still reads
-                       every byte: cheap)
+truncated              skipped (``truncated``): every file is decoded once by Pillow first (JPEGs at 1/8
+                       scale, which still reads every byte: cheap), because some decoders (OpenCV 4's
+                       cv2) fill the missing rows with grey without an error; OpenCV 5 refuses the file
 empty / missing /      skipped (``empty file`` / ``missing file`` / ``not an image``)
 not an image
 =====================  ==============================================================================
