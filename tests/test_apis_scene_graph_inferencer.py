@@ -246,3 +246,15 @@ def test_relations_json_to_vg_would_drop_are_left_out(tmp_path):
     path.write_text(json.dumps(dict(classes=['cat', 'dog'], predicates=['on', 'near'], images=[graph])))
     report = json_to_vg(str(path), str(tmp_path / 'vg'))
     assert report['dropped'] == {} and report['counts']['relations_kept'] == 2
+
+
+def test_drawings_show_the_graphs(inferencer, mixed, tmp_path):
+    from speaq_mm.visualization import GUTTER_COLOUR
+    from tests.tools_fixtures import assert_drawing, panel_grid, read_png
+    folder, paths = mixed
+    with one_torch_thread():
+        graphs = inferencer(paths[:2], topk=3, draw_dir=str(tmp_path))
+    for graph in graphs:
+        drawing = read_png(str(tmp_path / f'{graph["id"]}.png'))
+        assert_drawing(drawing)
+        assert panel_grid(drawing, GUTTER_COLOUR) == (1, 2)

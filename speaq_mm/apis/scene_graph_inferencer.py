@@ -19,6 +19,7 @@ dataset mostly share a size, so their batches stay full.
 """
 import hashlib
 import json
+import os
 import os.path as osp
 import warnings
 from collections import OrderedDict
@@ -332,6 +333,7 @@ class SceneGraphInferencer:
         self.backend_args = load_step.get('backend_args')
         self.max_pixels = max_pixels
         self.last_skipped: List[dict] = []
+        self.visualizer = None
 
     def model_identity(self) -> dict:
         """What decides the graphs besides the images: the checkpoint's hash and the model and test pipeline
@@ -401,8 +403,25 @@ class SceneGraphInferencer:
         return scene_graph_from_sample(prediction.sample, item.file_name, item.image_id, prediction.width,
                                        prediction.height, self.classes, self.predicates, score_thr, topk)
 
+    def draw(self, prediction: Prediction, out_file: str, score_thr: float = 0.0, topk: Optional[int] = 100) -> None:
+        """Draw the scene graph of ``prediction`` (made with ``keep_images=True``) to ``out_file`` with the
+        registered ``SGGLocalVisualizer``: exactly the relations :meth:`to_scene_graph` writes, numbered as its
+        objects."""
+        if prediction.image is None:
+            raise ValueError('draw needs the image: predict(..., keep_images=True)')
+        if self.visualizer is None:
+            from mmdet.registry import VISUALIZERS
+            self.visualizer = VISUALIZERS.build(dict(type='SGGLocalVisualizer', topk=0,
+                                                     name=f'scene_graph_inferencer_{id(self)}'))
+            self.visualizer.dataset_meta = dict(classes=self.classes, predicates=self.predicates)
+        sample = prediction.sample.clone()
+        sample.pred_relations = sample.pred_relations[relation_rows(sample, score_thr, topk)]
+        self.visualizer.add_datasample(prediction.item.image_id, prediction.image[..., ::-1], sample,
+                                       draw_gt=False, out_file=out_file)
+
     def __call__(self, inputs, batch_size: int = 1, score_thr: float = 0.0, topk: Optional[int] = 100,
-                 num_workers: int = 0, on_unreadable: str = 'skip', progress: bool = False) -> List[dict]:
+                 num_workers: int = 0, on_unreadable: str = 'skip', progress: bool = False,
+                 draw_dir: Optional[str] = None) -> List[dict]:
         """Scene graphs of ``inputs`` (see :meth:`prepare_inputs`), one dict per image in input order.
 
         Args:
@@ -413,6 +432,7 @@ class SceneGraphInferencer:
             on_unreadable (str): ``'skip'`` leaves an unreadable image out of the result with a warning (listed
                 in :attr:`last_skipped`); ``'error'`` raises :class:`UnreadableImageError`.
             progress (bool): show an mmengine progress bar.
+            draw_dir (str, optional): also draw every graph to ``<draw_dir>/<id>.png`` (:meth:`draw`).
         """
         if on_unreadable not in ('skip', 'error'):
             raise ValueError(f"on_unreadable must be 'skip' or 'error', got {on_unreadable!r}")
@@ -422,7 +442,9 @@ class SceneGraphInferencer:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(len(items))
         graphs, self.last_skipped = [], []
-        for prediction in self.predict(items, batch_size, num_workers):
+        if draw_dir is not None:
+            os.makedirs(draw_dir, exist_ok=True)
+        for prediction in self.predict(items, batch_size, num_workers, keep_images=draw_dir is not None):
             if bar is not None:
                 bar.update()
             if prediction.error is not None:
@@ -433,5 +455,7 @@ class SceneGraphInferencer:
                                               reason=prediction.error.reason, detail=prediction.error.detail))
                 continue
             graphs.append(self.to_scene_graph(prediction, score_thr, topk))
+            if draw_dir is not None:
+                self.draw(prediction, osp.join(draw_dir, f'{prediction.item.image_id}.png'), score_thr, topk)
         return graphs
 

@@ -51,29 +51,12 @@ def build_inferencer(args):
     return SceneGraphInferencer(args.config, args.checkpoint, device=device, trust_pickle=args.trust_pickle)
 
 
-def make_visualizer(inferencer, args):
-    """The scene graph visualizer with the model's vocabularies."""
-    from speaq_mm.visualization import SGGLocalVisualizer
-    visualizer = SGGLocalVisualizer(name='image_demo', topk=args.topk, score_thr=args.score_thr)
-    visualizer.dataset_meta = dict(classes=inferencer.classes, predicates=inferencer.predicates)
-    return visualizer
-
-
-def draw_graph(visualizer, name, prediction, args, out_file):
-    """Draw exactly the relations of the JSON file (``relation_rows``), numbered as its objects."""
-    from speaq_mm.apis.scene_graph_inferencer import relation_rows
-    sample = prediction.sample.clone()
-    sample.pred_relations = sample.pred_relations[relation_rows(sample, args.score_thr, args.topk)]
-    visualizer.add_datasample(name, prediction.image[..., ::-1], sample, draw_gt=False, out_file=out_file)
-
-
 def main(argv=None) -> dict:
     """Run the demo; return the summary written to ``summary.json``."""
     args = parse_args(argv)
     from speaq_mm.utils.atomic_io import atomic_dump
     inferencer = build_inferencer(args)
     items = inferencer.prepare_inputs(args.inputs)
-    visualizer = make_visualizer(inferencer, args)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = dict(names_from=inferencer.names_from, checkpoint=args.checkpoint, images=[], skipped=[])
     print(f'class and predicate names from {inferencer.names_from}; {len(items)} image(s)')
@@ -88,7 +71,7 @@ def main(argv=None) -> dict:
         stem = prediction.item.image_id
         graph = inferencer.to_scene_graph(prediction, args.score_thr, args.topk)
         drawing_path = osp.join(args.out_dir, f'{stem}.png')
-        draw_graph(visualizer, stem, prediction, args, drawing_path)
+        inferencer.draw(prediction, drawing_path, args.score_thr, args.topk)
         json_path = osp.join(args.out_dir, f'{stem}.json')
         atomic_dump(graph, json_path)
         relations, objects = graph['relations'], graph['objects']
