@@ -5,8 +5,16 @@ from .conversion import json_to_vg, vg_to_json
 from .gqa import gqa_to_json
 from .importing import IMPORT_DROP_REASONS
 from .psg import psg_to_json
-from .validation import BBOX_FORMATS, DROP_REASONS, IMAGE_MODES, SPLIT_CODES, ConversionReport, read_scene_graph_json
+from .validation import (
+    BBOX_FORMATS,
+    DROP_REASONS,
+    IMAGE_MODES,
+    SPLIT_CODES,
+    ConversionReport,
+    jsonl_meta_path,
+    read_scene_graph_json,
+)
 
 __all__ = ['json_to_vg', 'vg_to_json', 'coco_rel_to_json', 'json_to_coco_rel', 'psg_to_json', 'gqa_to_json',
            'BBOX_FORMATS', 'DROP_REASONS', 'IMPORT_DROP_REASONS', 'IMAGE_MODES', 'SPLIT_CODES', 'ConversionReport',
-           'read_scene_graph_json']
+           'jsonl_meta_path', 'read_scene_graph_json']

@@ -18,6 +18,9 @@ with its objects (class name and box) and the relations between them. ``tools/da
       ]
     }
 
+A ``.jsonl`` file (JSON Lines, what ``tools/extract_scene_graphs.py`` writes) holds one image entry per line;
+``classes``, ``predicates`` and ``bbox_format`` then come from its sidecar ``<file>.jsonl.meta.json``, if any.
+
 * ``images`` (required): one entry per image.
 
   - ``file_name`` (required): the image file, relative to ``--image-dir`` (or absolute);
@@ -77,6 +80,8 @@ DROP_REASONS = OrderedDict([
     ('relation: duplicate', 'the same (subject, object, predicate) appears earlier in the image'),
 ])
 MAX_EXAMPLES = 5
+# A JSON Lines file's sidecar is the file name plus this suffix (jsonl_meta_path).
+JSONL_META_SUFFIX = '.meta.json'
 
 
 class ConversionReport:
@@ -133,11 +138,42 @@ class ConversionReport:
 # ----------------------------------------------------------------------------------------------------------
 # Reading and validating the JSON format
 # ----------------------------------------------------------------------------------------------------------
+def jsonl_meta_path(path: str) -> str:
+    """The sidecar of a JSON Lines scene graph file: its vocabularies and how it was made."""
+    return path + JSONL_META_SUFFIX
+
+
+def read_scene_graph_jsonl(path: str) -> dict:
+    """A JSON Lines scene graph file (one image entry per line, as ``tools/extract_scene_graphs.py`` writes)
+    as the JSON format's top level: ``images`` from the lines, ``classes``, ``predicates`` and ``bbox_format``
+    from the sidecar (:func:`jsonl_meta_path`) when there is one."""
+    images = []
+    with open(path, encoding='utf-8') as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                images.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f'{path} line {number}: not valid JSON ({error})') from error
+    data = dict(images=images)
+    meta_path = jsonl_meta_path(path)
+    if osp.isfile(meta_path):
+        with open(meta_path, encoding='utf-8') as file:
+            meta = json.load(file)
+        data.update({key: meta[key] for key in ('classes', 'predicates', 'bbox_format') if key in meta})
+    return data
+
+
 def read_scene_graph_json(path: str) -> dict:
-    """Load the file and check its top level (errors name the file and the field)."""
+    """Load the file (JSON, or JSON Lines when it ends with ``.jsonl``) and check its top level (errors name
+    the file and the field)."""
     try:
-        with open(path, encoding='utf-8') as file:
-            data = json.load(file)
+        if path.endswith('.jsonl'):
+            data = read_scene_graph_jsonl(path)
+        else:
+            with open(path, encoding='utf-8') as file:
+                data = json.load(file)
     except OSError as error:
         raise FileNotFoundError(f'{path}: cannot read the scene graph JSON ({error})') from error
     except json.JSONDecodeError as error:
