@@ -92,3 +92,17 @@ def test_counter_sees_every_kind_of_round_trip():
                                  'data-dependent shape': 3, 'to device': 4}
     assert counter.total == 13 and counter.reads() == 9
     assert counter.summary().startswith('13 host round trip(s)')
+
+
+def test_guarded_optimizer_reads_the_device_once_per_step(model):
+    from speaq_mm.engine.optim_wrappers import SpeaQNonFiniteGuardOptimWrapper
+    wrapper = SpeaQNonFiniteGuardOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                                              accumulative_counts=2)
+    inputs, samples = batch(2)
+    model.train()
+    losses = [model.parse_losses(model.loss(inputs, samples))[0] for _ in range(2)]
+    with HostSyncCounter(record_stacks=True) as counter:
+        for loss in losses:  # two micro-batches, one optimizer step
+            wrapper.update_params(loss)
+    assert counter.total == 1, counter.events
+    assert wrapper.pop_skipped_step() == (False, [])
