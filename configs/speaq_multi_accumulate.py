@@ -1,8 +1,6 @@
 # The multi-dataset recipe (speaq_multi.py) on 1 GPU: 4 accumulated micro-batches of 5 images per optimizer
 # step, the recipe's global batch of 20 (4 GPUs x 5). docs/distributed.md, "Gradient accumulation".
 #   python tools/train.py configs/speaq_multi_accumulate.py                       # 1 GPU x 4 micro-batches
-#   bash tools/dist_train.sh configs/speaq_multi_accumulate.py 2 \
-#       --cfg-options optim_wrapper.accumulative_counts=2                         # 2 GPUs x 2 micro-batches
 # optim_wrapper.accumulative_counts is the one option: the run config hands it to the ratio sampler
 # (train_dataloader.batch_sampler.accumulative_counts), which then holds the exact 14 + 6 over the 4
 # micro-batches of every step (4 + 1, 4 + 1, 3 + 2, 3 + 2) rather than per micro-batch. The box losses divide
