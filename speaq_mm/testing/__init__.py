@@ -1,2 +1,7 @@
-"""Helpers for tests and benchmarks: random valid batches (``random_batches``) and the plain-loop evaluation
-oracle with its synthetic VG150-like images (``evaluation_oracle``)."""
+"""Helpers for tests and benchmarks: random valid batches (``random_batches``), the plain-loop evaluation
+oracle with its synthetic VG150-like images (``evaluation_oracle``), the host round-trip counter
+(``host_sync_counter``) and the per-stage profile of ``tools/benchmarks/bench_model.py --profile``
+(``stage_profile``)."""
+from .host_sync_counter import HostSyncCounter
+
+__all__ = ['HostSyncCounter']
