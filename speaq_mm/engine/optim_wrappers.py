@@ -32,24 +32,39 @@ class NonFiniteGuardMixin:
         super().__init__(*args, **kwargs)
         self.check_grads = check_grads and self.checks_grads_itself
         self.parameter_names = {}
-        self._loss_finite = True
+        self._loss_finite = None  # a device bool over the losses since the last step; None before the first
         self._skipped = False
         self._bad_parameters = []
 
     def backward(self, loss, **kwargs):
-        """Backward, remembering whether the loss was finite (every loss accumulated before one step)."""
-        self._loss_finite = self._loss_finite and bool(torch.isfinite(loss.detach()).all())
+        """Backward, remembering whether the loss was finite (every loss accumulated before one step).
+
+        The verdict stays on the device until `step` reads it, so the backward pass is queued without waiting
+        for the forward pass to finish (a read here would stall a GPU once per micro-batch)."""
+        finite = torch.isfinite(loss.detach()).all()
+        self._loss_finite = finite if self._loss_finite is None else self._loss_finite & finite
         super().backward(loss, **kwargs)
 
     def step(self, **kwargs):
-        """The optimizer step, unless this rank or any other saw a non-finite loss or gradient."""
-        self._bad_parameters = self._non_finite_gradients() if self.check_grads else []
-        bad = not self._loss_finite or bool(self._bad_parameters)
-        self._loss_finite = True
+        """The optimizer step, unless this rank or any other saw a non-finite loss or gradient.
+
+        One read of the device per step: the loss verdicts and the gradients' total norm are combined (and
+        all-reduced over the ranks) on the device first."""
+        finite = self._loss_finite
+        self._loss_finite = None
+        if finite is None:
+            finite = torch.ones((), dtype=torch.bool, device=self._device())
+        grads = [p.grad for group in self.optimizer.param_groups for p in group['params']
+                 if p.grad is not None] if self.check_grads else []
+        if grads:
+            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads)).to(finite.device)
         if get_world_size() > 1:
-            flag = torch.tensor(float(bad), device=self._device())
+            flag = (~finite).float()
             all_reduce(flag, op='max')
             bad = bool(flag.item())
+        else:
+            bad = not bool(finite)
+        self._bad_parameters = self._non_finite_gradients() if bad and self.check_grads else []
         self._skipped = self._skipped or bad
         if not bad:
             super().step(**kwargs)
@@ -61,9 +76,6 @@ class NonFiniteGuardMixin:
 
     def _non_finite_gradients(self):
         parameters = [p for group in self.optimizer.param_groups for p in group['params']]
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-            return []
         return [self.parameter_names.get(p, '<unnamed>') for p in parameters
                 if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
 

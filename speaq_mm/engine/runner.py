@@ -50,7 +50,24 @@ def load_run_config(config_path, cfg_options=None, work_dir=None, launcher='none
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
     prepare_launch(cfg, launcher)
+    settle_gradient_accumulation(cfg)
     return cfg
+
+
+def settle_gradient_accumulation(cfg):
+    """Give ``SGGRatioBatchSampler`` the optimizer wrapper's ``accumulative_counts`` (docs/distributed.md,
+    "Gradient accumulation"), so that its exact source mix holds over the samples of each optimizer step
+    rather than of each micro-batch; refuse a sampler set to another count."""
+    counts = (cfg.get('optim_wrapper') or {}).get('accumulative_counts', 1)
+    batch_sampler = (cfg.get('train_dataloader') or {}).get('batch_sampler') or {}
+    if batch_sampler.get('type') != 'SGGRatioBatchSampler':
+        return
+    given = batch_sampler.get('accumulative_counts')
+    if given is not None and given != counts:
+        raise ValueError(f'train_dataloader.batch_sampler.accumulative_counts = {given} but '
+                         f'optim_wrapper.accumulative_counts = {counts}; set only the optimizer wrapper\'s, the '
+                         'sampler follows it')
+    batch_sampler['accumulative_counts'] = counts
 
 
 def refuse_misspelt_keys(cfg, cfg_options, config_path):

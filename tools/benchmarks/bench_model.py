@@ -7,23 +7,34 @@ measures the recipe's per-GPU batch with AMP and peak memory::
     python tools/benchmarks/bench_model.py                                   # CPU, batch 2, fp32
     python tools/benchmarks/bench_model.py --device cuda --batch 5 --amp --inference
 
-It prints one markdown table row per measurement, ready for docs/benchmarks.md.
+It prints one markdown table row per measurement, ready for docs/benchmarks.md. ``--profile`` prints instead
+a per-stage table of a training step and of an inference batch (``torch.profiler`` over the model's
+``speaq.*`` labels, the matcher split into costs, quality and assignment) with the host round trips each
+makes (``speaq_mm.testing.HostSyncCounter``); the same command works on CPU and CUDA::
+
+    python tools/benchmarks/bench_model.py --profile --height 256 --width 384
+
+``--bf16``, ``--channels-last`` and ``--compile`` switch on the speed options of
+``speaq_mm.models.utils.speed_options`` (off by default; docs/benchmarks.md, "Speed options").
 """
 import argparse
 import os.path as osp
 import platform
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
+from torch.profiler import record_function
 
 import speaq_mm  # noqa: F401  (registers the model)
 from speaq_mm.models.task_modules import REFERENCE_PREDICATE_COUNTS
+from speaq_mm.models.utils.speed_options import speed_options_context
+from speaq_mm.testing.host_sync_counter import HostSyncCounter
 from speaq_mm.testing.random_batches import random_batch
+from speaq_mm.testing.stage_profile import profile_stages, stage_table
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -44,7 +55,15 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='autocast to float16 (CUDA)')
     parser.add_argument('--inference', action='store_true', help='also time predict() per image (batch 1)')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
-    return parser.parse_args(argv)
+    parser.add_argument('--profile', action='store_true',
+                        help='per-stage table of a training step and an inference batch, with host round trips')
+    parser.add_argument('--bf16', action='store_true', help='bf16 autocast (CPU or CUDA)')
+    parser.add_argument('--channels-last', action='store_true', help='channels-last backbone')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the backbone and encoder')
+    args = parser.parse_args(argv)
+    if args.amp and args.bf16:
+        parser.error('--amp (fp16) and --bf16 exclude each other')
+    return args
 
 
 class Stopwatch:
@@ -84,6 +103,11 @@ def main(argv=None):
                                    head.num_entity_classes, head.num_predicates)
     inputs = inputs.to(args.device)
     samples = [s.to(args.device) for s in samples]
+    options = speed_options_context(model, args.device, bf16=args.bf16, channels_last=args.channels_last,
+                                    compile_modules=args.compile)
+    if args.profile:
+        profile_model(model, inputs, samples, args, options)
+        return
     # Time the whole matcher (costs, qualities, assignment) and the per-image Hungarian part of it.
     matcher = head.matcher
     assignment_time = Stopwatch(matcher._assign, args.device)
@@ -91,7 +115,7 @@ def main(argv=None):
     matcher_time = Stopwatch(matcher, args.device)
     head.matcher = matcher_time
     model.train()
-    autocast = torch.autocast('cuda', dtype=torch.float16) if args.amp else nullcontext()
+    autocast = torch.autocast('cuda', dtype=torch.float16) if args.amp else options
     steps = []
     if str(args.device).startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
@@ -114,7 +138,7 @@ def main(argv=None):
     on_gpu = str(args.device).startswith('cuda')
     memory = f'{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB' if on_gpu else 'n/a'
     device = torch.cuda.get_device_name() if on_gpu else platform.processor() or 'cpu'
-    precision = 'fp16 AMP' if args.amp else 'fp32'
+    precision = 'fp16 AMP' if args.amp else 'bf16 autocast' if args.bf16 else 'fp32'
     print('| what | device | batch | input | precision | step (s) | matcher (s) | matcher share | '
           'Hungarian (s) | peak memory |')
     print('|---|---|---|---|---|---|---|---|---|---|')
@@ -134,6 +158,40 @@ def main(argv=None):
                     latencies.append(time.perf_counter() - start)
         print(f'| inference per image | {device} | 1 | {args.height}x{args.width} | {precision} | '
               f'{statistics.mean(latencies):.3f} | | | | |')
+
+
+def profile_model(model, inputs, samples, args, options):
+    """Print the per-stage tables of a training step and of an inference batch."""
+    autocast = torch.autocast('cuda', dtype=torch.float16) if args.amp else options
+
+    def training_step():
+        with autocast:
+            losses = model.loss(inputs, samples)
+        loss, _ = model.parse_losses(losses)
+        with record_function('speaq.backward'):
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def inference():
+        with torch.no_grad(), autocast:
+            model.predict(inputs, samples)
+
+    on_gpu = str(args.device).startswith('cuda')
+    device = torch.cuda.get_device_name() if on_gpu else f'{platform.processor() or "cpu"}, ' \
+        f'{torch.get_num_threads()} threads'
+    precision = 'fp16 AMP' if args.amp else 'bf16 autocast' if args.bf16 else 'fp32'
+    print(f'{device}; batch {args.batch} of {args.height}x{args.width}; {args.objects} objects and '
+          f'{args.relations} relations per image; {precision}; {args.iters} profiled iterations after a '
+          'warm-up\n')
+    for title, mode, run in (('training step (forward + backward)', model.train, training_step),
+                             ('inference batch', model.eval, inference)):
+        mode()
+        run()  # warm-up
+        with HostSyncCounter() as counter:
+            run()
+        wall, stages = profile_stages(run, args.iters, args.device)
+        print(stage_table(title, wall, stages, counter.total))
+        print(f'\n{title}: {counter.summary()}\n')
 
 
 if __name__ == '__main__':

@@ -37,7 +37,7 @@ model = dict(
             no_relation_weight=0.1,  # REWEIGHT_REL_EOS_COEF
             class_weight_range=(0.01, 1000.0),  # clamp of the predicate class weights (recipe: 1..768)
             loss_bbox=dict(type='L1Loss', loss_weight=5.0),  # L1_WEIGHT
-            loss_iou=dict(type='GIoULoss', loss_weight=2.0))),  # GIOU_WEIGHT
+            loss_iou=dict(type='SGGGIoULoss', loss_weight=2.0))),  # GIOU_WEIGHT; mmdet's GIoULoss, sync-free
     train_cfg=dict(
         assigner=dict(
             type='SpeaQTripletMatcher',

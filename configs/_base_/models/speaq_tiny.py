@@ -57,7 +57,7 @@ model = dict(
             undersample_param=1.5,
             no_relation_weight=0.1,
             loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-            loss_iou=dict(type='GIoULoss', loss_weight=2.0))),
+            loss_iou=dict(type='SGGGIoULoss', loss_weight=2.0))),
     train_cfg=dict(
         assigner=dict(
             type='SpeaQTripletMatcher',

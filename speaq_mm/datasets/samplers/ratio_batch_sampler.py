@@ -11,7 +11,15 @@ cycles through its passes independently of a large one. Global batch ``t`` takes
 of every stream (``n`` = largest-remainder rounding of ``ratio * world_size * batch_size``) and splits each
 source's chunk over the ranks: every rank gets ``n_i // world_size`` and the ``n_i % world_size`` leftovers
 are dealt round-robin, starting at rank ``t % world_size``, so each rank still gets exactly ``batch_size``
-samples and no rank is always the short one. Batch ``t`` is a function of ``(seed, t, rank, world_size)``
+samples and no rank is always the short one.
+
+Gradient accumulation (``accumulative_counts = A``, the optimizer wrapper's ``accumulative_counts``): the
+global batch is then the ``A`` micro-batches of every rank that feed one optimizer step, ``A * world_size *
+batch_size`` samples. Its counts are rounded once and split over the ``A * world_size`` micro-batches (slot
+``a * world_size + rank`` for micro-batch ``a`` of a window) as above, so 1 GPU x 4 micro-batches of 5 at
+0.7 / 0.3 hold 14 + 6 per optimizer step, exactly the images that 4 GPUs x 5 get (slot = rank there).
+
+Batch ``t`` is a function of ``(seed, t, rank, world_size, accumulative_counts)``
 and of the resume state (:meth:`SGGRatioBatchSampler.load_state_dict`) only, which is what lets a resumed run
 reproduce the uninterrupted one: :meth:`SGGRatioBatchSampler.resume_at` starts the stream at any batch in constant
 time, and every index carries the seed its sample is augmented with (``seeded_draws``).
@@ -152,6 +160,9 @@ class SGGRatioBatchSampler(Sampler):
             ``EpochBasedTrainLoop``, whose epochs would not end. Defaults to False.
         rank (int, optional): this process's rank; defaults to ``mmengine.dist.get_dist_info()``.
         world_size (int, optional): number of ranks; defaults to ``mmengine.dist.get_dist_info()``.
+        accumulative_counts (int): micro-batches per optimizer step; set it to the optimizer wrapper's
+            ``accumulative_counts`` so that the exact mix holds over each step's samples (module docstring).
+            ``len(self)`` and ``num_batches_per_epoch`` count micro-batches (training iterations).
     """
 
     def __init__(self,
@@ -162,7 +173,8 @@ class SGGRatioBatchSampler(Sampler):
                  num_batches_per_epoch=None,
                  infinite=False,
                  rank=None,
-                 world_size=None):
+                 world_size=None,
+                 accumulative_counts=1):
         super().__init__()
         dataset = getattr(sampler, 'dataset', None)
         if not hasattr(dataset, 'cumulative_sizes'):
@@ -176,24 +188,31 @@ class SGGRatioBatchSampler(Sampler):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'train_dataloader.batch_size must be a positive integer, got {batch_size!r}')
         self.batch_size = batch_size
+        if not isinstance(accumulative_counts, int) or accumulative_counts < 1:
+            raise ValueError('train_dataloader.batch_sampler.accumulative_counts must be a positive integer, '
+                             f'got {accumulative_counts!r}')
+        self.accumulative_counts = accumulative_counts
         self.dataset = dataset
         self.source_sizes = np.diff(np.concatenate([[0], dataset.cumulative_sizes])).astype(np.int64)
         self.source_offsets = np.concatenate([[0], dataset.cumulative_sizes[:-1]]).astype(np.int64)
         self.source_ratio = self._check_ratios(source_ratio, dataset)
-        self.source_counts = largest_remainder_counts(self.source_ratio, self.world_size * batch_size)
+        # Per global batch (all ranks' micro-batches of one optimizer step).
+        slots = self.world_size * accumulative_counts
+        self.source_counts = largest_remainder_counts(self.source_ratio, slots * batch_size)
         self._check_every_source_fits()
-        # Per rotation (batch t uses rotation t % world_size): this rank's count of each source, and where
-        # its piece starts inside each source's share of the global batch.
-        tables = [split_over_ranks(self.source_counts, self.world_size, first)
-                  for first in range(self.world_size)]
-        self._rotations = [(table[self.rank], table[:self.rank].sum(axis=0)) for table in tables]
+        # Per rotation (global batch w uses rotation w % slots) and micro-batch a: this rank's count of each
+        # source, and where its piece starts inside each source's share of the global batch.
+        tables = [split_over_ranks(self.source_counts, slots, first) for first in range(slots)]
+        self._rotations = [[(table[slot], table[:slot].sum(axis=0)) for slot in self._slots()]
+                           for table in tables]
         if seed is None:
             seed = getattr(sampler, 'seed', None)
         self.seed = sync_random_seed() if seed is None else seed
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f'SGGRatioBatchSampler seed must be a non-negative integer, got {self.seed!r}')
         drawn = self.source_counts > 0
-        default_length = int(np.max(-(-self.source_sizes[drawn] // self.source_counts[drawn])))
+        default_length = accumulative_counts * int(
+            np.max(-(-self.source_sizes[drawn] // self.source_counts[drawn])))
         if num_batches_per_epoch is not None and (not isinstance(num_batches_per_epoch, int)
                                                   or num_batches_per_epoch < 1):
             raise ValueError('train_dataloader.batch_sampler.num_batches_per_epoch must be a positive '
@@ -202,14 +221,18 @@ class SGGRatioBatchSampler(Sampler):
         self.infinite = infinite
         self.epoch = 0
         self._start_batch = None  # set by resume_at: where the next __iter__ starts
-        # Set by load_state_dict when resuming: from batch _resume_batch on, source i continues at position
-        # _resume_positions[i] of its stream.
-        self._resume_batch = 0
+        # Set by load_state_dict when resuming: from global batch _resume_window on, source i continues at
+        # position _resume_positions[i] of its stream.
+        self._resume_window = 0
         self._resume_positions = np.zeros(len(self.source_counts), dtype=np.int64)
         # mmengine's DistSamplerSeedHook and IterBasedTrainLoop advance epochs through
         # ``dataloader.batch_sampler.sampler.set_epoch`` (the DataLoader's own sampler is a plain
         # SequentialSampler when a batch sampler is given); pointing it here lets this class own the epoch.
         self.sampler = self
+
+    def _slots(self):
+        """This rank's slot in the global batch for each micro-batch position a: a * world_size + rank."""
+        return [a * self.world_size + self.rank for a in range(self.accumulative_counts)]
 
     @staticmethod
     def _check_ratios(source_ratio, dataset):
@@ -242,9 +265,11 @@ class SGGRatioBatchSampler(Sampler):
                    for i, (count, ratio) in enumerate(zip(self.source_counts, self.source_ratio))
                    if ratio > 0 and count == 0]
         if starved:
-            suggestions = _valid_batch_sizes_near(self.source_ratio, self.world_size, self.batch_size)
+            slots = self.world_size * self.accumulative_counts
+            suggestions = _valid_batch_sizes_near(self.source_ratio, slots, self.batch_size)
+            accumulated = f' x {self.accumulative_counts} accumulated' if self.accumulative_counts > 1 else ''
             raise ValueError(
-                f'a global batch of {self.world_size} x {self.batch_size} samples cannot hold an exact '
+                f'a global batch of {self.world_size} x {self.batch_size}{accumulated} samples cannot hold an exact '
                 f'{RATIO_KEY} = {list(self.source_ratio)} (in dataset order): dataset {", ".join(starved)} '
                 f'would get 0 samples. Nearest valid train_dataloader.batch_size with {self.world_size} rank(s): '
                 f'{" or ".join(map(str, suggestions))}')
@@ -279,40 +304,47 @@ class SGGRatioBatchSampler(Sampler):
         return self.epoch
 
     def rank_batch(self, batch_index):
-        """This rank's part of global batch ``batch_index`` (counted from 0 over the whole run).
+        """This rank's batch (micro-batch) ``batch_index``, counted from 0 over the whole run: its part of global
+        batch ``batch_index // accumulative_counts``.
 
         Args:
-            batch_index (int): position of the global batch in the endless stream.
+            batch_index (int): the training iteration.
 
         Returns:
             list[SeededIndex]: ``batch_size`` ConcatDataset indices, grouped by source, each seeded by (seed,
             batch index, rank, position) for its augmentation.
         """
-        counts, rank_starts = self._rotations[batch_index % self.world_size]
+        window, micro_batch = divmod(batch_index, self.accumulative_counts)
+        slots = self.world_size * self.accumulative_counts
+        counts, slot_starts = self._rotations[window % slots][micro_batch]
         parts = []
         for source, count in enumerate(counts):
             if count:
-                start = self._stream_start(source, batch_index) + int(rank_starts[source])
+                start = self._stream_start(source, window) + int(slot_starts[source])
                 parts.append(self._stream(source, start, int(count)))
-        return seeded_batch(np.concatenate(parts).tolist(), self.seed, batch_index, self.rank)
+        # Seeded by slot rather than (batch, rank), so 1 GPU x A and A GPUs x 1 augment a sample the same way.
+        return seeded_batch(np.concatenate(parts).tolist(), self.seed, window,
+                            self._slots()[micro_batch])
 
-    def _stream_start(self, source, batch_index):
-        """Position in ``source``'s stream where global batch ``batch_index`` starts taking samples."""
+    def _stream_start(self, source, window):
+        """Position in ``source``'s stream where global batch ``window`` starts taking samples."""
         count = int(self.source_counts[source])
-        if batch_index < self._resume_batch:
-            return batch_index * count
-        return int(self._resume_positions[source]) + (batch_index - self._resume_batch) * count
+        if window < self._resume_window:
+            return window * count
+        return int(self._resume_positions[source]) + (window - self._resume_window) * count
 
     def state_dict(self, next_batch):
         """What a checkpoint needs so the run continues each source's stream where it stopped.
 
         Args:
-            next_batch (int): index of the first global batch not yet trained on (the checkpoint's ``iter``).
+            next_batch (int): index of the first batch not yet trained on (the checkpoint's ``iter``).
 
         Returns:
-            dict: ``seed``, ``next_batch`` and ``stream_positions`` (per source, the next unused position).
+            dict: ``seed``, ``next_batch`` and ``stream_positions`` (per source, the position where the global
+            batch holding ``next_batch`` starts; with accumulation a resume inside a window redraws it).
         """
-        positions = [self._stream_start(source, next_batch) for source in range(len(self.source_counts))]
+        window = next_batch // self.accumulative_counts
+        positions = [self._stream_start(source, window) for source in range(len(self.source_counts))]
         return dict(seed=int(self.seed), next_batch=int(next_batch), stream_positions=positions)
 
     def load_state_dict(self, state):
@@ -328,7 +360,7 @@ class SGGRatioBatchSampler(Sampler):
             raise ValueError(f'the checkpoint\'s SGGRatioBatchSampler state has {len(positions)} sources, the '
                              f'config has {len(self.source_counts)}; resume with the same datasets')
         self.seed = int(state['seed'])
-        self._resume_batch = int(state['next_batch'])
+        self._resume_window = int(state['next_batch']) // self.accumulative_counts
         self._resume_positions = np.asarray(positions, dtype=np.int64)
 
     def _stream(self, source, start, count):

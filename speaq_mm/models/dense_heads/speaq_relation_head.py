@@ -9,8 +9,9 @@ from mmdet.models.layers.transformer import MLP
 from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.model import BaseModule
 from torch import nn
+from torch.profiler import record_function
 
-from ..utils.relation_structures import RelationPredictions, build_relation_targets, check_query_counts
+from ..utils.relation_structures import RelationPredictions, build_batch_relation_targets, check_query_counts
 
 
 @MODELS.register_module()
@@ -26,7 +27,7 @@ class SpeaQRelationHead(BaseModule):
         criterion (dict, optional): `SpeaQRelationCriterion` config (classes are filled in); default
             ``dict(type='SpeaQRelationCriterion')``.
         min_box_size (float): GT boxes with a side at most this many pixels are unusable (see
-            `build_relation_targets`).
+            `build_batch_relation_targets`).
         train_cfg (dict): ``assigner``, the `SpeaQTripletMatcher` config.
         test_cfg (dict): the `SpeaQTripletPostProcessor` arguments.
     """
@@ -105,13 +106,15 @@ class SpeaQRelationHead(BaseModule):
             raise RuntimeError('SpeaQRelationHead was built without train_cfg.assigner; it cannot compute '
                                'losses')
         predictions = self(subject_states, object_states, relation_states)
-        targets = [build_relation_targets(sample, self.min_box_size) for sample in batch_data_samples]
+        with record_function('speaq.targets'):
+            targets = build_batch_relation_targets(batch_data_samples, self.min_box_size)
         matches, mean_copies = self.matcher(predictions, targets)
         last = predictions.num_layers - 1
         losses = {}
         for layer in range(predictions.num_layers):
-            layer_losses, logs = self.criterion(predictions.layer(layer), targets, matches[layer],
-                                                with_logs=layer == last)
+            with record_function('speaq.criterion'):
+                layer_losses, logs = self.criterion(predictions.layer(layer), targets, matches[layer],
+                                                    with_logs=layer == last)
             prefix = '' if layer == last else f'd{layer}.'
             losses.update({prefix + name: value for name, value in layer_losses.items()})
             losses.update(logs)
@@ -122,4 +125,5 @@ class SpeaQRelationHead(BaseModule):
         """Scene graphs of the final layer: per image (pred_instances, pred_relations)."""
         final = [states[-1:] for states in (subject_states, object_states, relation_states)]
         predictions = self(*final).layer(0)
-        return self.post_processor(predictions, [s.metainfo for s in batch_data_samples], rescale)
+        with record_function('speaq.post_processing'):
+            return self.post_processor(predictions, [s.metainfo for s in batch_data_samples], rescale)

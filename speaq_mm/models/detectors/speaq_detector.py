@@ -12,6 +12,7 @@ from mmdet.models.layers import DetrTransformerEncoder, SinePositionalEncoding
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from torch import nn
+from torch.profiler import record_function
 
 from ...utils import reject_unknown_kwargs
 from ..layers.iterative_relation_decoder import STREAMS, SpeaQIterativeRelationDecoder
@@ -107,9 +108,15 @@ class SpeaQDetector(DetectionTransformer):
         masks = masks.flatten(1)
         return dict(feat=feat, feat_mask=masks, feat_pos=pos), dict(memory_mask=masks, memory_pos=pos)
 
+    def extract_feat(self, batch_inputs):
+        """Backbone and input projection (labelled for tools/benchmarks/bench_model.py --profile)."""
+        with record_function('speaq.backbone'):
+            return super().extract_feat(batch_inputs)
+
     def forward_encoder(self, feat, feat_mask, feat_pos):
         """DETR encoder over the flattened features."""
-        return dict(memory=self.encoder(query=feat, query_pos=feat_pos, key_padding_mask=feat_mask))
+        with record_function('speaq.encoder'):
+            return dict(memory=self.encoder(query=feat, query_pos=feat_pos, key_padding_mask=feat_mask))
 
     def pre_decoder(self, memory):
         """The three positional query tables, expanded to the batch."""

@@ -18,6 +18,7 @@ from mmcv.cnn import build_norm_layer
 from mmdet.models.layers import DetrTransformerDecoderLayer
 from mmengine.model import BaseModule, ModuleList
 from torch import nn
+from torch.profiler import record_function
 
 STREAMS = ('subject', 'object', 'relation')
 
@@ -94,35 +95,43 @@ class SpeaQIterativeRelationDecoder(BaseModule):
         relation_x = torch.zeros_like(relation_pos)
         outputs = ([], [], [])
         cross = dict(key=memory, value=memory, key_pos=memory_pos, key_padding_mask=memory_mask)
+        # The record_function labels name the stages of tools/benchmarks/bench_model.py --profile.
         for layer in range(self.num_layers):
-            subject_f = self.subject_layers[layer](subject_x, query_pos=subject_pos, **cross)
-            attended = self.object_pos_attn[layer](object_pos, subject_f + subject_pos, subject_f,
-                                                   need_weights=False)[0]
-            object_pos_l = object_pos + self.dropout(self.object_pos_linear[layer](attended))
-            object_f = self.object_layers[layer](object_x, query_pos=object_pos_l, **cross)
-            keys = torch.cat([subject_f + subject_pos, object_f + object_pos_l], dim=-1)
-            values = torch.cat([subject_f, object_f], dim=-1)
-            attended = self.relation_pos_attn[layer](relation_pos, keys, values, need_weights=False)[0]
-            relation_pos_l = relation_pos + self.dropout(self.relation_pos_linear[layer](attended))
-            relation_f = self.relation_layers[layer](relation_x, query_pos=relation_pos_l, **cross)
+            with record_function('speaq.subject_decoder'):
+                subject_f = self.subject_layers[layer](subject_x, query_pos=subject_pos, **cross)
+            with record_function('speaq.object_decoder'):
+                attended = self.object_pos_attn[layer](object_pos, subject_f + subject_pos, subject_f,
+                                                       need_weights=False)[0]
+                object_pos_l = object_pos + self.dropout(self.object_pos_linear[layer](attended))
+                object_f = self.object_layers[layer](object_x, query_pos=object_pos_l, **cross)
+            with record_function('speaq.relation_decoder'):
+                keys = torch.cat([subject_f + subject_pos, object_f + object_pos_l], dim=-1)
+                values = torch.cat([subject_f, object_f], dim=-1)
+                attended = self.relation_pos_attn[layer](relation_pos, keys, values, need_weights=False)[0]
+                relation_pos_l = relation_pos + self.dropout(self.relation_pos_linear[layer](attended))
+                relation_f = self.relation_layers[layer](relation_x, query_pos=relation_pos_l, **cross)
             outputs[0].append(self.subject_norm(subject_f))
             outputs[1].append(self.subject_norm(object_f))
             outputs[2].append(self.relation_norm(relation_f))
             if layer == self.num_layers - 1:
                 break
-            triplets = torch.cat([subject_f.repeat_interleave(repeats, dim=1),
-                                  object_f.repeat_interleave(repeats, dim=1), relation_f], dim=-1)
-            triplet_pos = torch.cat([subject_pos.repeat_interleave(repeats, dim=1),
-                                     object_pos_l.repeat_interleave(repeats, dim=1), relation_pos_l], dim=-1)
-            triplet_keys = triplets + triplet_pos
-            updated = []
-            streams = (('subject', subject_f, subject_pos), ('object', object_f, object_pos_l),
-                       ('relation', relation_f, relation_pos_l))
-            for stream, features, pos in streams:
-                attention = getattr(self, f'{stream}_graph_query_attn')[layer]
-                attended = attention(features + pos, triplet_keys, triplets, need_weights=False)[0]
-                residual = getattr(self, f'{stream}_graph_query_residual')[layer](attended)
-                updated.append(features + getattr(self, f'{stream}_graph_query_norm')[layer](
-                    self.dropout(residual)))
-            subject_x, object_x, relation_x = updated
+            with record_function('speaq.graph_message_passing'):
+                subject_x, object_x, relation_x = self._message_passing(
+                    layer, repeats, (subject_f, subject_pos), (object_f, object_pos_l), (relation_f, relation_pos_l))
         return tuple(torch.stack(stream) for stream in outputs)
+
+    def _message_passing(self, layer, repeats, subject, obj, relation):
+        """Every stream attends to all triplet tokens; each argument is a stream's (features, positions)."""
+        (subject_f, subject_pos), (object_f, object_pos), (relation_f, relation_pos) = subject, obj, relation
+        triplets = torch.cat([subject_f.repeat_interleave(repeats, dim=1),
+                              object_f.repeat_interleave(repeats, dim=1), relation_f], dim=-1)
+        triplet_pos = torch.cat([subject_pos.repeat_interleave(repeats, dim=1),
+                                 object_pos.repeat_interleave(repeats, dim=1), relation_pos], dim=-1)
+        triplet_keys = triplets + triplet_pos
+        updated = []
+        for stream, (features, pos) in zip(STREAMS, (subject, obj, relation)):
+            attention = getattr(self, f'{stream}_graph_query_attn')[layer]
+            attended = attention(features + pos, triplet_keys, triplets, need_weights=False)[0]
+            residual = getattr(self, f'{stream}_graph_query_residual')[layer](attended)
+            updated.append(features + getattr(self, f'{stream}_graph_query_norm')[layer](self.dropout(residual)))
+        return updated

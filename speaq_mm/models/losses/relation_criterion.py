@@ -10,6 +10,7 @@ class-weighted query count.
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from mmdet.models.losses import accuracy
 from mmdet.registry import MODELS
@@ -18,6 +19,9 @@ from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule
 
 from ..task_modules.predicate_groups import validate_predicate_counts
+from ..utils.relation_structures import device_vector
+
+MATCH_NORMALISERS = ('mean_over_processes', 'per_micro_batch')
 
 
 def predicate_class_weights(counts, oversample_param, undersample_param, no_relation_weight,
@@ -64,8 +68,14 @@ class SpeaQRelationCriterion(BaseModule):
         class_weight_range (tuple[float, float]): clamp of the predicate class weights.
         loss_bbox (dict, optional): element-wise box loss on normalised cxcywh; default mmdet ``L1Loss`` with
             loss_weight 5.
-        loss_iou (dict, optional): element-wise box loss on xyxy; default mmdet ``GIoULoss`` with
-            loss_weight 2.
+        loss_iou (dict, optional): element-wise box loss on xyxy; default ``SGGGIoULoss`` (mmdet's
+            ``GIoULoss`` without its host round trips) with loss_weight 2.
+        match_normaliser (str): the denominator of the box terms. ``'mean_over_processes'`` (the reference):
+            the matched pairs of this batch averaged over the processes, at least 1. ``'per_micro_batch'``:
+            the matched pairs of this process's batch, at least 1; with it, N processes x 1 batch and
+            1 process x N accumulated batches give the same gradients on the same images (the reference's
+            mean would need the matches of micro-batches not yet run). docs/distributed.md, "Gradient
+            accumulation".
     """
 
     def __init__(self,
@@ -81,6 +91,7 @@ class SpeaQRelationCriterion(BaseModule):
                  class_weight_range=(0.01, 1000.0),
                  loss_bbox=None,
                  loss_iou=None,
+                 match_normaliser='mean_over_processes',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('oversample_param', oversample_param), ('undersample_param', undersample_param)):
@@ -91,6 +102,9 @@ class SpeaQRelationCriterion(BaseModule):
             # A zero weight makes the weighted mean 0/0 for a batch without matches.
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if match_normaliser not in MATCH_NORMALISERS:
+            raise ValueError(f'match_normaliser must be one of {MATCH_NORMALISERS}, got {match_normaliser!r}')
+        self.match_normaliser = match_normaliser
         low, high = class_weight_range
         if not (0 < low <= high < math.inf):
             raise ValueError(f'class_weight_range must satisfy 0 < low <= high < inf, got '
@@ -105,7 +119,7 @@ class SpeaQRelationCriterion(BaseModule):
         self.no_relation_weight = no_relation_weight
         self.class_weight_range = (low, high)
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
-        self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
+        self.loss_iou = MODELS.build(loss_iou or dict(type='SGGGIoULoss', loss_weight=2.0))
         entity_weights = torch.ones(num_entity_classes + 1)
         entity_weights[-1] = no_object_weight
         predicate_weights = torch.ones(num_predicates + 1)
@@ -145,10 +159,10 @@ class SpeaQRelationCriterion(BaseModule):
         image_index = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
         query_index = torch.cat([q for q, _ in matches])
         gt_index = [g for _, g in matches]
-        sample_weights = torch.tensor([t.sample_weight for t in targets], dtype=torch.float32, device=device)
+        sample_weights = device_vector([t.sample_weight for t in targets], predictions.predicate_logits, torch.float32)
         query_weights = sample_weights.repeat_interleave(num_queries)
         matched_weights = sample_weights[image_index]
-        num_matched = reduce_mean(torch.tensor(float(len(query_index)), device=device)).clamp(min=1).item()
+        num_matched = self._num_matched(len(query_index), predictions.predicate_logits)
 
         def gather_entities(field, column):
             return torch.cat([getattr(t, field)[t.pairs[g, column]] for t, g in zip(targets, gt_index)])
@@ -189,23 +203,32 @@ class SpeaQRelationCriterion(BaseModule):
             if branch != 'relation':
                 matched_logits = logits[image_index, query_index].detach()
                 logs[f'class_error_{branch}'] = (100 - accuracy(matched_logits, labels) if len(labels)
-                                                 else logits.new_tensor(100.0))
+                                                 else logits.new_full((), 100.0))
                 continue
             logs.update(self._split_by_source(targets, num_queries, image_index, class_weighted_nll.detach(),
                                               class_weights[query_labels], l1.detach(), giou.detach()))
         return losses, logs
 
+    def _num_matched(self, count, like):
+        """The box terms' denominator: ``count`` matched pairs, averaged over the processes with
+        ``'mean_over_processes'`` (a tensor; no read back to the host), at least 1."""
+        if self.match_normaliser == 'per_micro_batch' or not (dist.is_available() and dist.is_initialized()):
+            return float(max(count, 1))
+        return reduce_mean(like.new_full((), float(count), dtype=torch.float32)).clamp(min=1)
+
     @staticmethod
     def _split_by_source(targets, num_queries, image_index, class_weighted_nll, label_weights, l1, giou):
-        """Unweighted relation losses of each source's images (detached, for the log only)."""
+        """Unweighted relation losses of each source's images (detached, for the log only; sums over masks
+        rather than boolean indexing, which would read the mask back to the host)."""
         logs = {}
         sources = [t.source for t in targets]
         for source in sorted({s for s in sources if s is not None}):
-            images = torch.tensor([s == source for s in sources], device=class_weighted_nll.device)
+            images = device_vector([s == source for s in sources], class_weighted_nll, torch.bool)
             queries = images.repeat_interleave(num_queries)
             matched = images[image_index]
-            logs[f'{source}.relation_ce'] = class_weighted_nll[queries].sum() / label_weights[queries].sum()
+            logs[f'{source}.relation_ce'] = (torch.where(queries, class_weighted_nll, 0).sum()
+                                             / torch.where(queries, label_weights, 0).sum())
             count = matched.sum().clamp(min=1)
-            logs[f'{source}.relation_l1'] = l1[matched].sum() / count
-            logs[f'{source}.relation_giou'] = giou[matched].sum() / count
+            logs[f'{source}.relation_l1'] = torch.where(matched[:, None], l1, 0).sum() / count
+            logs[f'{source}.relation_giou'] = torch.where(matched, giou, 0).sum() / count
         return logs

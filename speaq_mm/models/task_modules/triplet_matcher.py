@@ -5,16 +5,23 @@ three boxes and three classifications, may be matched to several copies of one G
 one-to-many), is masked by predicate group, and can share one matching across decoder layers. None of this
 fits its interface, so the matcher is written here in the compact style of DETR's: every cost and quality
 term is computed batched on the device, and only ``linear_sum_assignment`` runs per image on the CPU.
+
+Each host round trip stalls a GPU (docs/benchmarks.md, "Host round trips"), so a call makes two whatever the
+batch size and the number of layers: the costs and GT copy counts of every layer go to the host in one
+transfer, and the assignments of every layer and image come back in one.
 """
 from typing import List, Tuple
 
+import numpy as np
 import torch
 from mmdet.registry import TASK_UTILS
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmengine.logging import print_log
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
+from torch.profiler import record_function
 
+from ..utils.box_overlaps import bbox_overlaps
 from ..utils.relation_structures import (
     PaddedRelationTargets,
     RelationPredictions,
@@ -116,6 +123,7 @@ class SpeaQTripletMatcher:
         self.group_mask_cost = group_mask_cost
         self.match_independent = match_independent
         self.group_layout = None
+        self._mismatch_on_device = {}
         if group_counts == 'reference':
             counts = validate_predicate_counts(REFERENCE_PREDICATE_COUNTS, num_predicates,
                                                "group_counts='reference' (the SpeaQ VG table)")
@@ -138,6 +146,7 @@ class SpeaQTripletMatcher:
                                               self.num_relation_queries)
         self.group_layout = layout
         self._mismatch = layout.mismatch_table()
+        self._mismatch_on_device = {}
         members = [torch.nonzero(layout.predicate_group == g).flatten().tolist() for g in range(self.num_groups)]
         print_log(f'SpeaQTripletMatcher: predicate groups {members} (0-based predicates) get relation queries '
                   f'{list(layout.relation_query_ranges)}', logger='current')
@@ -161,33 +170,45 @@ class SpeaQTripletMatcher:
         padded = pad_relation_targets(targets)
         num_layers = predictions.num_layers
         if self.match_independent:
-            per_layer = [self._match(predictions.layer(index), [predictions.layer(index)], padded)
-                         for index in range(num_layers)]
-            return [m for m, _ in per_layer], torch.stack([k for _, k in per_layer])
-        # One matching for all layers; the dynamic k (undefined in the reference, which crashes here) uses
-        # the final layer, the one that makes the predictions.
-        layers = [predictions.layer(index) for index in range(num_layers)]
-        matches, mean_k = self._match(layers[-1], layers, padded)
-        return [matches] * num_layers, mean_k.repeat(num_layers)
-
-    def _match(self, quality_layer, cost_layers, padded: PaddedRelationTargets):
-        cost = sum(self.triplet_cost(layer, padded) for layer in cost_layers)
-        mismatch = self._target_mismatch(padded) if self.use_group_mask else None
-        if mismatch is not None:
-            cost = cost + mismatch * self.group_mask_cost
-        if self.one_to_many == 'dynamic':
-            copies = self.dynamic_k(quality_layer, padded, mismatch)
+            layers = [predictions.layer(index) for index in range(num_layers)]
+            costs, copies = zip(*(self._costs_and_copies(layer, [layer], padded) for layer in layers))
         else:
-            copies = torch.full_like(padded.predicate_labels, self.k)
-        cost = torch.nan_to_num(cost, nan=_NON_FINITE_COST, posinf=_NON_FINITE_COST, neginf=-_NON_FINITE_COST)
-        valid_copies = copies[padded.valid]
-        mean_k = valid_copies.float().mean() if valid_copies.numel() else cost.new_zeros(())
-        return self._assign(cost.cpu(), copies.cpu(), padded.num_relations, cost.device), mean_k
+            # One matching for all layers; the dynamic k (undefined in the reference, which crashes here)
+            # uses the final layer, the one that makes the predictions.
+            layers = [predictions.layer(index) for index in range(num_layers)]
+            costs, copies = zip(self._costs_and_copies(layers[-1], layers, padded))
+        copies = torch.stack(copies)  # (M, B, T), M matchings
+        valid = padded.valid.expand_as(copies)
+        num_valid = sum(padded.num_relations)
+        mean_k = copies.masked_fill(~valid, 0).sum(dim=(1, 2)).float() / max(num_valid, 1)
+        with record_function('speaq.matcher_assignment'):
+            matches = self._assign(torch.stack(costs), copies, padded.num_relations, copies.device)
+        if not self.match_independent:
+            return matches * num_layers, mean_k.repeat(num_layers)
+        return matches, mean_k
+
+    def _costs_and_copies(self, quality_layer, cost_layers, padded: PaddedRelationTargets):
+        """The cost (B, Q, T) of one matching, summed over ``cost_layers``, and the copies (B, T) of each GT."""
+        with record_function('speaq.matcher_costs'):
+            cost = sum(self.triplet_cost(layer, padded) for layer in cost_layers)
+            mismatch = self._target_mismatch(padded) if self.use_group_mask else None
+            if mismatch is not None:
+                cost = cost + mismatch * self.group_mask_cost
+            cost = torch.nan_to_num(cost, nan=_NON_FINITE_COST, posinf=_NON_FINITE_COST,
+                                    neginf=-_NON_FINITE_COST)
+        with record_function('speaq.matcher_quality'):
+            if self.one_to_many == 'dynamic':
+                copies = self.dynamic_k(quality_layer, padded, mismatch)
+            else:
+                copies = torch.full_like(padded.predicate_labels, self.k)
+        return cost, copies
 
     def _target_mismatch(self, padded):
         """(B, Q, T) bool: query and GT predicate in different groups."""
-        mismatch = self._mismatch.to(padded.predicate_labels.device)
-        return mismatch[:, padded.predicate_labels].permute(1, 0, 2)
+        device = padded.predicate_labels.device
+        if device not in self._mismatch_on_device:  # copied to the device once, not at every step
+            self._mismatch_on_device[device] = self._mismatch.to(device)
+        return self._mismatch_on_device[device][:, padded.predicate_labels].permute(1, 0, 2)
 
     def triplet_cost(self, layer: RelationPredictions, padded: PaddedRelationTargets):
         """The reference triplet cost (B, Q, T) of one layer: weighted L1, -probability and -GIoU summed
@@ -231,15 +252,34 @@ class SpeaQTripletMatcher:
         return best.long().clamp(min=1)
 
     @staticmethod
-    def _assign(cost, copies, num_relations, device):
-        matches = []
-        for b, count in enumerate(num_relations):
-            columns = torch.repeat_interleave(torch.arange(count), copies[b, :count])
-            if columns.numel() == 0:
-                empty = torch.zeros(0, dtype=torch.long, device=device)
-                matches.append((empty, empty))
-                continue
-            rows, picked = linear_sum_assignment(cost[b][:, columns].numpy())
-            matches.append((torch.as_tensor(rows, dtype=torch.long, device=device),
-                            columns[torch.as_tensor(picked, dtype=torch.long)].to(device)))
-        return matches
+    def _assign(costs, copies, num_relations, device):
+        """Hungarian assignment of M matchings of B images on the host.
+
+        Args:
+            costs (Tensor): (M, B, Q, T) costs, on the device.
+            copies (Tensor): (M, B, T) copies of each GT, on the device.
+            num_relations (list[int]): valid GT columns per image.
+            device: where the returned indices go.
+
+        Returns:
+            list[list[tuple[Tensor, Tensor]]]: ``[m][b] = (query indices, GT indices)``, int64 on ``device``.
+        """
+        # One transfer to the host: the copies ride along as an extra row of the costs (small integers,
+        # exact in float32), so that one .cpu() call brings both.
+        packed = torch.cat([costs, copies[:, :, None, :].to(costs.dtype)], dim=2).cpu().numpy()
+        costs, copies = packed[:, :, :-1], packed[:, :, -1].astype(np.int64)
+        rows, columns, sizes = [], [], []
+        for matching in range(costs.shape[0]):
+            for b, count in enumerate(num_relations):
+                gt_columns = np.repeat(np.arange(count), copies[matching, b, :count])
+                picked_rows, picked = linear_sum_assignment(costs[matching, b][:, gt_columns])
+                rows.append(picked_rows)
+                columns.append(gt_columns[picked])
+                sizes.append(len(picked_rows))
+        # One transfer back: every (query, GT) index of every matching and image, split on the device.
+        indices = torch.as_tensor(np.concatenate([np.concatenate(rows + [np.zeros(0, np.int64)]),
+                                                  np.concatenate(columns + [np.zeros(0, np.int64)])]),
+                                  dtype=torch.long, device=device)
+        query_indices, gt_indices = indices.view(2, -1).unbind()
+        pairs = list(zip(query_indices.split(sizes), gt_indices.split(sizes)))
+        return [pairs[m * len(num_relations):(m + 1) * len(num_relations)] for m in range(costs.shape[0])]

@@ -6,6 +6,11 @@ ranked by subject·object·predicate score with later duplicates of the same (su
 removed. The reference hard-codes batch 1, CUDA and 51 classes; here all scoring, merging and ranking is
 batched, and only the NMS call runs per image, so that an image's result does not depend on what else is
 in its batch (the class-offset trick of batched NMS loses float precision as offsets grow).
+
+NMS keeps a data-dependent number of boxes, which the host must read; rather than one such read per image
+(and more for every later data-dependent size), the probabilities, scores and boxes of the whole batch come
+to the host in one transfer after the batched softmaxes, and NMS, merging and ranking run there. A batch
+costs one host round trip, and the results are host (CPU) tensors, where the evaluator reads them.
 """
 import torch
 from mmcv.ops import batched_nms
@@ -42,7 +47,7 @@ class SpeaQTripletPostProcessor:
         Returns:
             list[tuple[InstanceData, InstanceData]]: per image ``pred_instances`` (``bboxes``, ``labels``,
             ``scores``) and ``pred_relations`` (``pairs``, ``scores``, ``labels``, ``triplet_scores``,
-            ``query_ids``) sorted by triplet score, as described in docs/structures.md.
+            ``query_ids``) sorted by triplet score, as described in docs/structures.md; CPU tensors.
         """
         batch, num_queries = predictions.predicate_logits.shape[:2]
         predicate_probs = predictions.predicate_logits.float().softmax(-1)
@@ -50,15 +55,23 @@ class SpeaQTripletPostProcessor:
         entity_scores, entity_labels = entity_logits.float().softmax(-1)[..., :-1].max(-1)
         entity_boxes = bbox_cxcywh_to_xyxy(
             torch.cat([predictions.subject_boxes, predictions.object_boxes], dim=1).float())
+        top_scores, top_labels = predicate_probs[..., :-1].topk(self.predicates_per_query, dim=-1)
+        # The one transfer to the host (labels ride as float32, exact below 2**24).
+        on_device = (predicate_probs, top_scores, top_labels.float(), entity_scores, entity_labels.float(),
+                     entity_boxes)
+        on_host = torch.cat([field.flatten(1) for field in on_device], dim=1).cpu()
+        fields = on_host.split([field[0].numel() for field in on_device], dim=1)
+        predicate_probs, top_scores, top_labels, entity_scores, entity_labels, entity_boxes = (
+            field.reshape(device_field.shape) for field, device_field in zip(fields, on_device))
+        top_labels, entity_labels = top_labels.long(), entity_labels.long()
 
         kept, entity_to_kept = self._merge_entities(entity_boxes, entity_scores, entity_labels)
 
-        top_scores, top_labels = predicate_probs[..., :-1].topk(self.predicates_per_query, dim=-1)
         subject_kept = entity_to_kept[:, :num_queries, None].expand_as(top_labels)
         object_kept = entity_to_kept[:, num_queries:, None].expand_as(top_labels)
         triplet_scores = (top_scores * entity_scores[:, :num_queries, None]
                           * entity_scores[:, num_queries:, None]).flatten(1)
-        query_ids = torch.arange(num_queries, device=top_labels.device)[:, None].expand_as(top_labels)
+        query_ids = torch.arange(num_queries)[:, None].expand_as(top_labels)
         order = triplet_scores.argsort(dim=1, descending=True, stable=True)
         fields = [t.flatten(1).gather(1, order) for t in (subject_kept, object_kept, top_labels, query_ids)]
         subject_kept, object_kept, top_labels, query_ids = fields

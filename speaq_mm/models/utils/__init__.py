@@ -3,12 +3,14 @@ from .relation_structures import (
                                   PaddedRelationTargets,
                                   RelationPredictions,
                                   RelationTargets,
+                                  build_batch_relation_targets,
                                   build_relation_targets,
+                                  device_vector,
                                   pad_relation_targets,
                                   relation_centre_boxes,
 )
 
 __all__ = [
-    'PaddedRelationTargets', 'RelationPredictions', 'RelationTargets', 'build_relation_targets',
-    'pad_relation_targets', 'relation_centre_boxes'
+    'PaddedRelationTargets', 'RelationPredictions', 'RelationTargets', 'build_batch_relation_targets',
+    'build_relation_targets', 'device_vector', 'pad_relation_targets', 'relation_centre_boxes'
 ]

@@ -65,13 +65,27 @@ def check_query_counts(num_entity_queries, num_relation_queries):
                          f'num_entity_queries ({num_entity_queries})')
 
 
+def device_vector(values, like, dtype=None):
+    """A 1-d tensor of the Python numbers ``values`` on ``like``'s device (of ``dtype``, default ``like``'s),
+    made by fills.
+
+    ``torch.tensor(values, device=...)`` copies host memory to the device, which waits for the device to
+    finish its queued work (a host round trip); a fill carries its value as a kernel argument and does not.
+    Use it for the few per-image numbers (image sizes, sample weights) the model needs on the device.
+    """
+    vector = like.new_empty(len(values), dtype=dtype)
+    for index, value in enumerate(values):
+        vector[index] = value
+    return vector
+
+
 def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
     """The relation box target: the box spanned by the subject and object centres, normalised cxcywh.
 
     A box whose width or height is at most ``min_size`` pixels (subject and object centres aligned) is
     replaced by the subject box, as in the reference target preparation.
     """
-    scale = subject_xyxy.new_tensor([img_w, img_h])
+    scale = device_vector([img_w, img_h], subject_xyxy)
     subject_centre = (subject_xyxy[:, :2] + subject_xyxy[:, 2:]) / 2
     object_centre = (object_xyxy[:, :2] + object_xyxy[:, 2:]) / 2
     size_px = (object_centre - subject_centre).abs()
@@ -82,55 +96,80 @@ def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
 
 
 def build_relation_targets(data_sample, min_box_size=1e-5):
-    """Turn a packed training `DetDataSample` (docs/structures.md) into `RelationTargets`.
+    """`RelationTargets` of one packed training `DetDataSample`; see `build_batch_relation_targets`."""
+    return build_batch_relation_targets([data_sample], min_box_size)[0]
+
+
+def build_batch_relation_targets(data_samples, min_box_size=1e-5):
+    """Turn packed training `DetDataSample`s (docs/structures.md) into `RelationTargets`, one per sample.
 
     Entity boxes that are not finite or whose width or height is at most ``min_box_size`` pixels cannot be
     matched or regressed safely (IoU and GIoU divide by their area), so the relations that use them are
     dropped here, before matching, with a warning naming the image; the reference's mapper removes such
-    boxes and their relations the same way.
+    boxes and their relations the same way. The checks of all images read one small tensor back from the
+    device (one host round trip per batch, not per image).
 
     Raises:
-        KeyError: the sample has no ``gt_relations``.
+        KeyError: a sample has no ``gt_relations``.
         ValueError: a relation points outside ``gt_instances`` or a loss weight is negative or not finite.
     """
-    img_path = data_sample.metainfo.get('img_path', data_sample.metainfo.get('img_id', '<unknown image>'))
-    if 'gt_relations' not in data_sample:
-        raise KeyError(f'{img_path}: the data sample has no gt_relations; pack training samples with '
-                       'SGGPackInputs (docs/structures.md)')
-    img_h, img_w = data_sample.metainfo['img_shape'][:2]
-    boxes = get_box_tensor(data_sample.gt_instances.bboxes).float()
-    labels = data_sample.gt_instances.labels.long()
-    pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
-    predicates = data_sample.gt_relations.labels.long().reshape(-1)
-    if pairs.numel() and (pairs.min() < 0 or pairs.max() >= boxes.shape[0]):
-        raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
-                         'gt_instances')
-    sample_weight = float(data_sample.metainfo.get('sample_weight', 1.0))
-    if not (sample_weight >= 0 and sample_weight < float('inf')):
-        raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got {sample_weight}')
+    images = []
+    for data_sample in data_samples:
+        img_path = data_sample.metainfo.get('img_path', data_sample.metainfo.get('img_id', '<unknown image>'))
+        if 'gt_relations' not in data_sample:
+            raise KeyError(f'{img_path}: the data sample has no gt_relations; pack training samples with '
+                           'SGGPackInputs (docs/structures.md)')
+        boxes = get_box_tensor(data_sample.gt_instances.bboxes).float()
+        pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
+        if pairs.numel() and boxes.shape[0] == 0:
+            raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, 0) of gt_instances')
+        sample_weight = float(data_sample.metainfo.get('sample_weight', 1.0))
+        if not (sample_weight >= 0 and sample_weight < float('inf')):
+            raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got '
+                             f'{sample_weight}')
+        widths = boxes[:, 2] - boxes[:, 0]
+        heights = boxes[:, 3] - boxes[:, 1]
+        usable = torch.isfinite(boxes).all(dim=1) & (widths > min_box_size) & (heights > min_box_size)
+        images.append((data_sample, img_path, boxes, pairs, usable, sample_weight))
 
-    widths = boxes[:, 2] - boxes[:, 0]
-    heights = boxes[:, 3] - boxes[:, 1]
-    usable = torch.isfinite(boxes).all(dim=1) & (widths > min_box_size) & (heights > min_box_size)
-    if not bool(usable.all()) and pairs.numel():
-        keep = usable[pairs].all(dim=1)
-        dropped = int((~keep).sum())
-        if dropped:
-            print_log(f'{img_path}: dropped {dropped} relation(s) whose subject or object box is empty or '
-                      f'not finite ({int((~usable).sum())} such box(es))', logger='current', level=30)
+    # Per image: relations pointing outside gt_instances, unusable boxes, relations using one; one read.
+    checks = []
+    for _, _, boxes, pairs, usable, _ in images:
+        if pairs.numel():
+            outside = (pairs < 0).any() | (pairs >= boxes.shape[0]).any()
+            dropped = (~usable[pairs.clamp(0, boxes.shape[0] - 1)].all(dim=1)).sum()
+        else:
+            outside = dropped = usable.new_zeros((), dtype=torch.long)
+        checks.append(torch.stack([outside.long(), (~usable).sum(), dropped.long()]))
+    checks = torch.stack(checks).tolist() if checks else []
+
+    targets = []
+    for (data_sample, img_path, boxes, pairs, usable, sample_weight), check in zip(images, checks):
+        outside, num_unusable, num_dropped = check
+        if outside:
+            raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
+                             'gt_instances')
+        predicates = data_sample.gt_relations.labels.long().reshape(-1)
+        if num_dropped:
+            print_log(f'{img_path}: dropped {num_dropped} relation(s) whose subject or object box is empty or '
+                      f'not finite ({num_unusable} such box(es))', logger='current', level=30)
+            keep = usable[pairs].all(dim=1)
             pairs, predicates = pairs[keep], predicates[keep]
-    safe_boxes = torch.where(usable[:, None], boxes, boxes.new_tensor([0., 0., 1., 1.]))
-    scale = boxes.new_tensor([img_w, img_h, img_w, img_h])
-    relation_boxes = relation_centre_boxes(
-        safe_boxes[pairs[:, 0]], safe_boxes[pairs[:, 1]], img_w, img_h, min_box_size)
-    return RelationTargets(
-        entity_boxes=bbox_xyxy_to_cxcywh(safe_boxes / scale),
-        entity_labels=labels,
-        pairs=pairs,
-        predicate_labels=predicates,
-        relation_boxes=relation_boxes,
-        sample_weight=sample_weight,
-        source=data_sample.metainfo.get('source'))
+        img_h, img_w = data_sample.metainfo['img_shape'][:2]
+        unit_box = device_vector([0., 0., 1., 1.], boxes)
+        safe_boxes = torch.where(usable[:, None], boxes, unit_box)
+        scale = device_vector([img_w, img_h, img_w, img_h], boxes)
+        relation_boxes = relation_centre_boxes(
+            safe_boxes[pairs[:, 0]], safe_boxes[pairs[:, 1]], img_w, img_h, min_box_size)
+        targets.append(RelationTargets(
+            entity_boxes=bbox_xyxy_to_cxcywh(safe_boxes / scale),
+            entity_labels=data_sample.gt_instances.labels.long(),
+            pairs=pairs,
+            predicate_labels=predicates,
+            relation_boxes=relation_boxes,
+            sample_weight=sample_weight,
+            source=data_sample.metainfo.get('source')))
+    return targets
 
 
 def pad_relation_targets(targets):
@@ -139,12 +178,10 @@ def pad_relation_targets(targets):
     num_relations = [int(t.pairs.shape[0]) for t in targets]
     valid = _pad_rows([torch.ones(n, dtype=torch.bool, device=t.pairs.device)
                        for n, t in zip(num_relations, targets)])
-    filler = targets[0].entity_boxes.new_tensor([0.5, 0.5, 1.0, 1.0])
+    filler = device_vector([0.5, 0.5, 1.0, 1.0], targets[0].entity_boxes)
 
     def boxes(per_image):
-        padded = _pad_rows(per_image)
-        padded[~valid] = filler
-        return padded
+        return torch.where(valid[..., None], _pad_rows(per_image), filler)
 
     subjects, objects = [t.pairs[:, 0].long() for t in targets], [t.pairs[:, 1].long() for t in targets]
     return PaddedRelationTargets(
