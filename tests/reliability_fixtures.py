@@ -25,7 +25,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from speaq_mm.engine import atomic_io
+from speaq_mm.utils import atomic_io
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_MIX_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_mix.py')

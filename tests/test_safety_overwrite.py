@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 
 from speaq_mm.datasets.vg_format import VGFormatError, read_image_data
-from speaq_mm.engine import atomic_io
+from speaq_mm.utils import atomic_io
 from tests.datasets_fixtures import load_tool
 from tests.tools_fixtures import REPO, TOY_MIX_CONFIG
 

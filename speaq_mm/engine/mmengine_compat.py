@@ -44,8 +44,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmengine.utils import digit_version
 
-from ..utils.safe_loading import load_torch_file
 from ..utils.atomic_io import atomic_write
+from ..utils.safe_loading import load_torch_file
 
 TESTED_MMENGINE = '0.10.7'
 MMENGINE_VERSION = digit_version(mmengine.__version__)

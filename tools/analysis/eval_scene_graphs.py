@@ -39,12 +39,12 @@ def parse_args(argv=None):
 def main(argv=None):
     """Evaluate the dump; return the summary dict."""
     args = parse_args(argv)
-    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.evaluation.entity_ap import entity_detection_ap
     from speaq_mm.evaluation.records import load_dataset_meta, load_prediction_dump
     from speaq_mm.evaluation.sgg_core import iter_image_stats
     from speaq_mm.evaluation.sgg_summary import evaluation_settings, format_summary, summarize_image_stats
     from speaq_mm.utils import trust_files_from_args
+    from speaq_mm.utils.atomic_io import atomic_dump
 
     trust_files_from_args(args)
     if min(args.topk) < 1:

@@ -186,8 +186,8 @@ def main(argv=None) -> dict:
     from mmdet.apis import inference_detector
     from mmdet.utils import register_all_modules
 
-    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.utils import trust_files_from_args
+    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.visualization import SGGLocalVisualizer
 
     trust_files_from_args(args)

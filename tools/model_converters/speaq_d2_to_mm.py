@@ -195,8 +195,8 @@ def parse_args(argv=None):
 def main(argv=None):
     """Convert ``src`` to ``dst`` and print what was done."""
     args = parse_args(argv)
-    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.utils import trust_files_from_args
+    from speaq_mm.utils.atomic_io import atomic_dump
     trust_files_from_args(args)
     if osp.exists(args.dst) and osp.exists(args.src) and osp.samefile(args.src, args.dst):
         raise ValueError(f'dst {args.dst} is the source file itself; write the converted checkpoint elsewhere')
