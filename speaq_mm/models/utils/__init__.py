@@ -5,10 +5,11 @@ from .relation_structures import (
                                   RelationTargets,
                                   build_relation_targets,
                                   pad_relation_targets,
+                                  read_sample_weight,
                                   relation_centre_boxes,
 )
 
 __all__ = [
     'PaddedRelationTargets', 'RelationPredictions', 'RelationTargets', 'build_relation_targets',
-    'pad_relation_targets', 'relation_centre_boxes'
+    'pad_relation_targets', 'read_sample_weight', 'relation_centre_boxes'
 ]

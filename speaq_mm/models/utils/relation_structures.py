@@ -65,6 +65,32 @@ def check_query_counts(num_entity_queries, num_relation_queries):
                          f'num_entity_queries ({num_entity_queries})')
 
 
+def read_sample_weight(data_sample):
+    """The loss weight of a packed sample: its ``sample_weight`` metainfo (docs/multi_dataset.md, "Sample
+    weights").
+
+    The weight is set in one place, ``SGGConcatDataset(sample_weights=...)`` per source, and a dataset trained
+    on its own gives its samples 1.0; the records carry it and ``SGGPackInputs`` keeps it in the metainfo. A
+    sample without one did not come that way (a custom dataset or ``meta_keys``), and guessing a weight for it
+    would train on another objective than the config says, so every reader (the model's targets here, the
+    source-mix log) refuses it with this same error.
+
+    Raises:
+        KeyError: no ``sample_weight`` in the metainfo; names the sample and its source.
+        ValueError: the weight is negative or not finite.
+    """
+    meta = data_sample.metainfo
+    img_path = meta.get('img_path', meta.get('img_id', '<unknown image>'))
+    if 'sample_weight' not in meta:
+        raise KeyError(f'{img_path} (source {meta.get("source")!r}) has no sample_weight in its metainfo: datasets '
+                       'give their records one (1.0, or the per-source value of SGGConcatDataset(sample_weights='
+                       '...)) and SGGPackInputs must keep it in meta_keys (docs/multi_dataset.md)')
+    sample_weight = float(meta['sample_weight'])
+    if not (sample_weight >= 0 and sample_weight < float('inf')):
+        raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got {sample_weight}')
+    return sample_weight
+
+
 def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
     """The relation box target: the box spanned by the subject and object centres, normalised cxcywh.
 
@@ -90,8 +116,8 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
     boxes and their relations the same way.
 
     Raises:
-        KeyError: the sample has no ``gt_relations``.
-        ValueError: a relation points outside ``gt_instances`` or a loss weight is negative or not finite.
+        KeyError: the sample has no ``gt_relations`` or no ``sample_weight`` (`read_sample_weight`).
+        ValueError: a relation points outside ``gt_instances`` or the sample weight is negative or not finite.
     """
     img_path = data_sample.metainfo.get('img_path', data_sample.metainfo.get('img_id', '<unknown image>'))
     if 'gt_relations' not in data_sample:
@@ -105,9 +131,7 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
     if pairs.numel() and (pairs.min() < 0 or pairs.max() >= boxes.shape[0]):
         raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
                          'gt_instances')
-    sample_weight = float(data_sample.metainfo.get('sample_weight', 1.0))
-    if not (sample_weight >= 0 and sample_weight < float('inf')):
-        raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got {sample_weight}')
+    sample_weight = read_sample_weight(data_sample)
 
     widths = boxes[:, 2] - boxes[:, 0]
     heights = boxes[:, 3] - boxes[:, 1]
