@@ -18,9 +18,10 @@ NUM_CLASSES = 6
 NUM_PREDICATES = 6
 
 
-def make_sample(boxes, labels, pairs, predicates, img_shape=(64, 64), sample_weight=None, source=None,
+def make_sample(boxes, labels, pairs, predicates, img_shape=(64, 64), sample_weight=1.0, source=None,
                 img_path='img.jpg', batch_input_shape=None):
-    """A packed training/test DetDataSample with gt_instances and gt_relations."""
+    """A packed training/test DetDataSample with gt_instances and gt_relations (``sample_weight=None`` leaves
+    the weight out)."""
     sample = DetDataSample()
     meta = dict(img_path=img_path, img_id=img_path, img_shape=img_shape, ori_shape=img_shape,
                 batch_input_shape=batch_input_shape or img_shape, scale_factor=(1.0, 1.0))

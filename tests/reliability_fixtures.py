@@ -63,18 +63,13 @@ _memoize_config_formatting()
 
 
 def make_toy_data(folder):
-    """Write a tiny real-style and synthetic-style toy set under ``folder`` (once); return their roots."""
+    """Write a tiny real-style and synthetic-style toy set under ``folder``; return their roots (the
+    ``reliability_toy_data`` session fixture of tests/conftest.py makes them once)."""
     from speaq_mm.datasets.toy_scenes import make_toy_scenes
     roots = dict(real=osp.join(folder, 'toy_real') + '/', synthetic=osp.join(folder, 'toy_synthetic') + '/')
-    if not osp.isfile(osp.join(roots['synthetic'], 'VG-SGG-with-attri.h5')):
-        make_toy_scenes(roots['real'], num_train=REAL_TRAIN, num_test=REAL_TEST, seed=5)
-        make_toy_scenes(roots['synthetic'], num_train=SYNTHETIC_TRAIN, num_test=1, style='synthetic', seed=5)
+    make_toy_scenes(roots['real'], num_train=REAL_TRAIN, num_test=REAL_TEST, seed=5)
+    make_toy_scenes(roots['synthetic'], num_train=SYNTHETIC_TRAIN, num_test=1, style='synthetic', seed=5)
     return roots
-
-
-def shared_toy_data(tmp_path_factory):
-    """The toy sets of :func:`make_toy_data`, made once per test session (tests must not modify them)."""
-    return make_toy_data(str(tmp_path_factory.getbasetemp() / 'reliability_toy_data'))
 
 
 def copy_toy_data(roots, folder):

@@ -33,10 +33,11 @@ class SamplerTestSource(BaseDataset):
     Metainfo holds a vocabulary and train statistics in the layout of ``VGH5Dataset``.
     """
 
-    def __init__(self, size, source, sample_weight=1.0, fg_rel_count=(1, 2, 3), triplets=((0, 1, 0),)):
+    sample_weight = 1.0  # as VGH5Dataset: SGGConcatDataset(sample_weights=...) sets another per source
+
+    def __init__(self, size, source, fg_rel_count=(1, 2, 3), triplets=((0, 1, 0),)):
         self.size = size
         self.source = source
-        self.sample_weight = sample_weight
         metainfo = dict(classes=('a', 'b'), predicates=('p', 'q', 'r'),
                         fg_rel_count=np.asarray(fg_rel_count, dtype=np.int64),
                         obj_count=np.asarray([size, 2 * size], dtype=np.int64),
@@ -76,8 +77,8 @@ class SamplerTestRecorder(BaseModel):
 
 def make_sources(sizes=(23, 7), sources=('real', 'synthetic'), sample_weights=(1.0, 0.5)):
     """A ConcatDataset (statistics from the real source) of :class:`SamplerTestSource`, one per size."""
-    return SGGConcatDataset([SamplerTestSource(size, source, weight)
-                          for size, source, weight in zip(sizes, sources, sample_weights)])
+    return SGGConcatDataset([SamplerTestSource(size, source) for size, source in zip(sizes, sources)],
+                            sample_weights=dict(zip(sources, sample_weights)))
 
 
 class _SamplerArgs:

@@ -12,18 +12,8 @@ from tests.datasets_fixtures import PREDICATES, REPO_ROOT, load_tool, make_image
 predicates_tool = load_tool('tools/analysis/visualize_predicate_distribution.py')
 browse_tool = load_tool('tools/analysis/browse_dataset.py')
 
-toy_cli = load_tool('tools/misc/make_toy_scenes.py')
 FIGURES = ('top_predicates_comparison.png', 'predicate_distribution_comparison.png',
            'cumulative_predicate_distribution.png', 'predicate_statistics_summary.png')
-
-
-@pytest.fixture(scope='module')
-def toy_roots(tmp_path_factory):
-    roots = {}
-    for style in ('real', 'synthetic'):
-        roots[style] = str(tmp_path_factory.mktemp(f'toy_{style}'))
-        toy_cli.main([roots[style], '--num-train', '6', '--num-test', '2', '--style', style])
-    return roots
 
 
 def assert_figures(out_dir):

@@ -19,7 +19,8 @@ from speaq_mm.datasets.transforms import (
     SGGPackInputs,
     SGGSwapPredicatesOnFlip,
 )
-from tests.datasets_fixtures import REPO_ROOT, load_tool, make_images, write_hand_dataset
+from tests.datasets_fixtures import REPO_ROOT, make_images, write_hand_dataset
+from tests.sampler_fixtures import TOY_SIZES
 
 init_default_scope('mmdet')
 
@@ -171,16 +172,8 @@ def test_horizontal_flip_keeps_geometry_consistent():
 # ----------------------------------------------------------------------------------------------------
 from speaq_mm.datasets import toy_scenes as toy  # noqa: E402
 
-toy_cli = load_tool('tools/misc/make_toy_scenes.py')
-
-
-@pytest.fixture(scope='module')
-def toy_roots(tmp_path_factory):
-    roots = {}
-    for style in ('real', 'synthetic'):
-        roots[style] = str(tmp_path_factory.mktemp(f'toy_{style}'))
-        toy_cli.main([roots[style], '--num-train', '8', '--num-test', '3', '--style', style])
-    return roots
+# The toy_roots fixture (tests/conftest.py) holds TOY_SIZES train-split images per source; 2 go to val here.
+TRAIN_IMAGES = {source: count - 2 for source, count in TOY_SIZES.items()}
 
 
 def dataset_from_config(name, split, data_root, **overrides):
@@ -192,7 +185,7 @@ def dataset_from_config(name, split, data_root, **overrides):
 
 def test_toy_train_pipeline(toy_roots):
     dataset = dataset_from_config('toy_real', 'train', toy_roots['real'], num_val_images=2)
-    assert len(dataset) == 6
+    assert len(dataset) == TRAIN_IMAGES['real']
     np.random.seed(0)
     for i in range(len(dataset)):
         packed = dataset[i]
@@ -264,9 +257,10 @@ def test_concat_real_and_synthetic(toy_roots, tmp_path):
     with pytest.raises(ValueError, match='does not match meta information'):
         ConcatDataset(parts)  # the train statistics differ ...
     mixed = ConcatDataset(parts, ignore_keys=list(STATISTICS_KEYS))  # ... the vocabulary does not
-    assert len(mixed) == 12 and mixed.metainfo['predicates'] == toy.TOY_PREDICATES
-    assert [mixed[i]['data_samples'].metainfo['source'] for i in (0, 11)] == ['real', 'synthetic']
-    assert [mixed[i]['data_samples'].metainfo['sample_weight'] for i in (0, 11)] == [1.0, 1.0]
+    assert len(mixed) == sum(TRAIN_IMAGES.values()) and mixed.metainfo['predicates'] == toy.TOY_PREDICATES
+    last = len(mixed) - 1
+    assert [mixed[i]['data_samples'].metainfo['source'] for i in (0, last)] == ['real', 'synthetic']
+    assert [mixed[i]['data_samples'].metainfo['sample_weight'] for i in (0, last)] == [1.0, 1.0]
     write_hand_dataset(str(tmp_path))
     other = dataset_from_config('toy_real', 'train', str(tmp_path), num_val_images=1)
     with pytest.raises(ValueError, match='does not match meta information'):

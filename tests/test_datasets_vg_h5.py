@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from speaq_mm.datasets import SGGConcatDataset
 from speaq_mm.datasets.vg_format import STATISTICS_KEYS, VGFormatError, concat_ranges, encode_boxes, read_vg_dicts
 from speaq_mm.datasets.vg_h5 import VGH5Dataset
 from tests.datasets_fixtures import BOXES_1024, CLASSES, PREDICATES, edit_h5, write_hand_dataset
@@ -60,7 +61,8 @@ def test_records_field_by_field(files):
     assert record['source'] == 'real' and record['sample_weight'] == 1.0
     assert all(inst['ignore_flag'] == 0 for inst in record['instances'])
 
-    train = build(files, source='synthetic', sample_weight=0.5)
+    train = build(files, source='synthetic')
+    SGGConcatDataset([train], sample_weights=dict(synthetic=0.5), statistics_sources=['synthetic'])
     assert len(train) == 2
     first = train.get_data_info(0)
     assert first['img_id'] == 13 and (first['width'], first['height']) == (100, 300)
@@ -71,6 +73,8 @@ def test_records_field_by_field(files):
     assert first['source'] == 'synthetic' and first['sample_weight'] == 0.5
     assert train.get_data_info(1)['relations'].tolist() == [[1, 0, 1]]
     assert train.get_data_info(-1)['img_id'] == 16
+    with pytest.raises(TypeError, match=r'set it per source with SGGConcatDataset\(sample_weights='):
+        build(files, sample_weight=0.5)
 
 
 def test_test_split_keeps_duplicates(files):

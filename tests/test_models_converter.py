@@ -10,17 +10,12 @@ from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 
 import tests.models_fixtures  # noqa: F401  (registers speaq_mm; mmdet as the default scope)
 from tests.datasets_fixtures import load_tool
+from tests.tools_fixtures import fabricate
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 converter = load_tool('tools/model_converters/speaq_d2_to_mm.py')
 
 REFERENCE_PARAMETERS = 93_328_270  # "Number of Parameters" printed by the reference SpeaQ build
-
-
-def fabricate(kind, seed=0):
-    """Random tensors with the reference names and shapes, in the reference order."""
-    gen = torch.Generator().manual_seed(seed)
-    return {key: torch.randn(shape, generator=gen) for key, shape in converter.reference_layout(kind).items()}
 
 
 def build(config):

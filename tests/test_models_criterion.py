@@ -1,9 +1,11 @@
 """SpeaQRelationCriterion: loss terms by hand, per-sample weights, predicate reweighting, logging values."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from speaq_mm.models.dense_heads import SpeaQRelationHead
 from speaq_mm.models.losses import SpeaQRelationCriterion, predicate_class_weights
 from speaq_mm.models.utils import RelationPredictions, RelationTargets
 from tests.models_fixtures import random_predictions
@@ -30,7 +32,7 @@ def test_loss_terms_by_hand():
         object_logits=torch.tensor([[[0.5, 0.0, 0.0], [1.0, 1.0, 1.0]]]), object_boxes=box[None],
         predicate_logits=torch.tensor([[[0.0, 1.0, 0.0], [2.0, 0.0, 1.0]]]), relation_boxes=box[None])
     matches = [(torch.tensor([0]), torch.tensor([0]))]
-    losses, _ = criterion()(preds, [one_relation_target()], matches)
+    losses, _, _ = criterion()(preds, [one_relation_target()], matches)
 
     def weighted_ce(logits, labels, weights):
         nll = -torch.log_softmax(torch.tensor(logits, dtype=torch.float32), -1)[torch.arange(2), torch.tensor(labels)]
@@ -77,26 +79,26 @@ def losses_for(weights, **kwargs):
 
 
 def test_all_weights_one_is_exactly_the_unweighted_loss():
-    unweighted, _ = losses_for([1.0, 1.0])
+    unweighted, _, _ = losses_for([1.0, 1.0])
     preds, targets, matches = batch_of_two([1.0, 1.0])
     reference_weighted = criterion(num_entity_classes=6, num_predicates=6)
-    direct, _ = reference_weighted(preds, targets, matches)
+    direct, _, _ = reference_weighted(preds, targets, matches)
     assert unweighted.keys() == direct.keys()
     for name in unweighted:
         assert torch.equal(unweighted[name], direct[name]), name
 
 
 def test_all_weights_half_is_exactly_half():
-    full, _ = losses_for([1.0, 1.0])
-    half, _ = losses_for([0.5, 0.5])
+    full, _, _ = losses_for([1.0, 1.0])
+    half, _, _ = losses_for([0.5, 0.5])
     for name in full:
         assert torch.equal(half[name] * 2, full[name]), name
 
 
 def test_weights_scale_each_image_including_its_background_queries():
-    full, _ = losses_for([1.0, 1.0])
-    first_only, _ = losses_for([1.0, 0.0])
-    second_only, _ = losses_for([0.0, 1.0])
+    full, _, _ = losses_for([1.0, 1.0])
+    first_only, _, _ = losses_for([1.0, 0.0])
+    second_only, _, _ = losses_for([0.0, 1.0])
     for name in full:
         assert (first_only[name] + second_only[name]).item() == pytest.approx(full[name].item(), rel=1e-6), name
         assert first_only[name].item() != pytest.approx(full[name].item()), name
@@ -111,11 +113,13 @@ def test_weights_scale_each_image_including_its_background_queries():
 
 
 def test_logging_values_are_detached_split_by_source_and_not_named_loss():
-    losses, logs = losses_for([1.0, 0.5], sources=('real', 'synthetic'))
-    assert set(logs) == {'class_error_subject', 'class_error_object', 'real.relation_ce', 'real.relation_l1',
-                         'real.relation_giou', 'synthetic.relation_ce', 'synthetic.relation_l1',
-                         'synthetic.relation_giou'}
-    assert all('loss' not in name and not value.requires_grad for name, value in logs.items())
+    losses, logs, source_logs = losses_for([1.0, 0.5], sources=('real', 'synthetic'))
+    assert set(logs) | set(source_logs) == {
+        'class_error_subject', 'class_error_object', 'real.relation_ce', 'real.relation_l1', 'real.relation_giou',
+        'synthetic.relation_ce', 'synthetic.relation_l1', 'synthetic.relation_giou'}
+    assert set(logs) == {'class_error_subject', 'class_error_object'}
+    assert all('loss' not in name and not value.requires_grad for name, value in {**logs, **source_logs}.items())
+    logs = dict(logs, **source_logs)
     # The synthetic split is its image's unweighted relation loss: the same as that image alone at weight 1.
     preds, targets, matches = batch_of_two([1.0, 1.0])
     alone = criterion(num_entity_classes=6, num_predicates=6)(
@@ -130,8 +134,8 @@ def test_no_matches_gives_zero_box_losses_with_gradient():
     preds = random_predictions(1, 1, 4).layer(0)
     preds = RelationPredictions(*(f.clone().requires_grad_() for f in preds))
     empty = (torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long))
-    losses, logs = criterion(num_entity_classes=6, num_predicates=6)(preds, [one_relation_target()], [empty],
-                                                                      with_logs=True)
+    losses, logs, _ = criterion(num_entity_classes=6, num_predicates=6)(preds, [one_relation_target()], [empty],
+                                                                         with_logs=True)
     assert losses['loss_bbox_relation'].item() == 0 and losses['loss_giou_subject'].item() == 0
     sum(losses.values()).backward()
     assert math.isfinite(losses['loss_relation'].item())
@@ -151,13 +155,17 @@ def test_class_weights_are_clamped():
 
 
 def test_criterion_needs_and_validates_statistics():
-    crit = criterion(reweight_predicates=True)
-    with pytest.raises(RuntimeError, match='set_predicate_counts'):
-        crit(random_predictions(1, 1, 2, num_classes=2, num_predicates=2).layer(0), [one_relation_target()],
-             [(torch.tensor([0]), torch.tensor([0]))])
+    # The head holds the one readiness state of the train statistics and checks the counts once.
+    head = SpeaQRelationHead(2, 2, embed_dims=8, num_entity_queries=2, num_relation_queries=2,
+                             criterion=dict(type='SpeaQRelationCriterion', reweight_predicates=True),
+                             train_cfg=dict(assigner=dict(type='SpeaQTripletMatcher')))
+    with pytest.raises(RuntimeError, match='set_train_statistics'):
+        head.loss(None, None, None, [])
     with pytest.raises(ValueError, match='vg_train fg_rel_count: all predicate counts are zero'):
-        crit.set_predicate_counts([0, 0], 'vg_train fg_rel_count')
-    crit.set_predicate_counts([900, 100])
+        head.set_train_statistics([0, 0], 'vg_train fg_rel_count')
+    assert head.predicate_counts is None
+    crit = criterion(reweight_predicates=True)
+    crit.set_predicate_counts(np.array([900.0, 100.0]))
     assert crit.predicate_class_weights.tolist() == pytest.approx([1.0, 1.0, 0.1])
     assert 'predicate_class_weights' not in crit.state_dict()
 

@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import load_state_dict
 
+from speaq_mm.engine.hooks.vocabulary_check_hook import vocabulary_mismatches
 from tests.models_fixtures import (
     NUM_CLASSES,
     NUM_PREDICATES,
@@ -48,7 +50,11 @@ def test_losses_of_every_layer_and_logging_values(assigner):
     terms = ['loss_ce_subject', 'loss_bbox_subject', 'loss_giou_subject', 'loss_ce_object', 'loss_bbox_object',
              'loss_giou_object', 'loss_relation', 'loss_bbox_relation', 'loss_giou_relation']
     assert set(terms) | {f'd0.{t}' for t in terms} == {k for k in losses if 'loss' in k}
-    assert {'k_mean', 'd0.k_mean', 'class_error_subject', 'real.relation_ce', 'synthetic.relation_giou'} <= set(losses)
+    assert {'k_mean', 'd0.k_mean', 'class_error_subject'} <= set(losses)
+    # Per-source diagnostics go to the message hub, never into the dict parse_losses sums.
+    logged = MessageHub.get_current_instance().log_scalars
+    assert {'train/real.relation_ce', 'train/synthetic.relation_giou'} <= set(logged)
+    assert not any('relation_ce' in name or 'relation_giou' in name for name in losses)
     assert all(math.isfinite(v.item()) for v in losses.values())
     parsed, _ = model.parse_losses(losses)
     parsed.backward()
@@ -56,16 +62,32 @@ def test_losses_of_every_layer_and_logging_values(assigner):
     assert model.decoder.relation_graph_query_attn[0].k_proj_weight.grad is not None
 
 
-def test_missing_sample_weight_means_one():
+def test_missing_sample_weight_is_an_error_naming_sample_and_source():
     model = build()
     model.eval()  # no dropout; the tiny config has none anyway
-    plain = loss_of(model, [two_object_sample()])
-    weighted = loss_of(model, [two_object_sample(sample_weight=1.0)])
+    with pytest.raises(KeyError, match=r"unweighted.jpg \(source 'synthetic'\) has no sample_weight"):
+        loss_of(model, [two_object_sample(source='synthetic', img_path='unweighted.jpg', sample_weight=None)])
+    plain = loss_of(model, [two_object_sample(sample_weight=1.0)])
     half = loss_of(model, [two_object_sample(sample_weight=0.5)])
     for name in plain:
         if name.startswith('loss') or '.loss' in name:
-            assert torch.equal(plain[name], weighted[name]), name
             assert torch.allclose(half[name] * 2, plain[name]), name
+
+
+def test_a_source_named_like_a_loss_leaves_the_objective_unchanged():
+    model = build().eval()
+
+    def objective(second_source):
+        samples = [two_object_sample(source='real', sample_weight=1.0),
+                   three_object_sample(source=second_source, sample_weight=0.5)]
+        losses = loss_of(model, samples)
+        return model.parse_losses(losses)[0], losses
+
+    plain, _ = objective('synthetic')
+    named_like_a_loss, losses = objective('loss_synthetic')
+    assert torch.equal(plain, named_like_a_loss)
+    assert not any(name.startswith('loss_synthetic') for name in losses)
+    assert 'train/loss_synthetic.relation_ce' in MessageHub.get_current_instance().log_scalars
 
 
 def test_predictions_follow_the_data_contract_for_any_batch_size():
@@ -105,12 +127,13 @@ def test_padding_mask_is_ceil_of_the_image_over_the_stride():
 
 def test_statistics_are_required_and_checked():
     model = build(statistics=False)
-    with pytest.raises(RuntimeError, match='set_predicate_counts'):
+    with pytest.raises(RuntimeError, match='set_train_statistics'):
         loss_of(model, [two_object_sample()])
     with pytest.raises(KeyError, match='toy_train has no fg_rel_count'):
         model.set_train_statistics(dict(classes=METAINFO['classes']), 'toy_train')
-    with pytest.raises(ValueError, match='3 classes but the model predicts 6'):
-        model.set_train_statistics(dict(METAINFO, classes=('a', 'b', 'c')), 'toy_train')
+    # Class and predicate counts are SpeaQVocabularyCheckHook's one check (tests/test_engine_hooks.py).
+    assert vocabulary_mismatches(model, dict(METAINFO, classes=('a', 'b', 'c'))) == [
+        ('num_entity_classes', 6, 'classes', 3)]
     with pytest.raises(ValueError, match=r"toy_train \['fg_rel_count'\]: all predicate counts are zero"):
         model.set_train_statistics(dict(METAINFO, fg_rel_count=[0] * 6), 'toy_train')
 

@@ -1,10 +1,13 @@
 """Host round trips (calls that make the CPU wait for a GPU, counted on CPU by HostSyncCounter): a training
-step (targets, matcher, criterion, per-source logs, backward) makes at most 4 and an inference batch at most
-2, whatever the batch size and with 6 decoder layers; the counter itself sees every kind of round trip."""
+step (targets, matcher, criterion, per-source logs, backward) makes at most 4 (today 4: the checks' read, the
+matcher's costs out and its assignments back, one read of the per-source logs for the message hub) and an
+inference batch at most 2, whatever the batch size and with 6 decoder layers; the counter itself sees every kind
+of round trip."""
 import numpy as np
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmengine.logging import MessageHub
 
 from speaq_mm.testing.host_sync_counter import HostSyncCounter
 from speaq_mm.testing.random_batches import random_batch
@@ -40,7 +43,8 @@ def training_step_round_trips(model, size):
         losses = model.loss(inputs, samples)
         loss, _ = model.parse_losses(losses)
         loss.backward()
-    assert 'synthetic.relation_ce' in losses and 'd4.loss_relation' in losses
+    assert 'd4.loss_relation' in losses
+    assert MessageHub.get_current_instance().get_scalar('train/synthetic.relation_ce').current() >= 0
     model.zero_grad()
     return counter
 
@@ -57,7 +61,7 @@ def inference_round_trips(model, size):
 def test_training_step_round_trips_do_not_grow_with_the_batch(model):
     small, large = training_step_round_trips(model, 2), training_step_round_trips(model, 5)
     assert small.total == large.total <= MAX_PER_TRAINING_STEP, (small.events, large.events)
-    assert small.total >= 3  # the checks' read, the matcher's costs out and assignments back
+    assert small.total >= 3  # the checks' read, the matcher's costs out and assignments back (+ per-source logs)
 
 
 def test_inference_round_trips_do_not_grow_with_the_batch(model):

@@ -1,11 +1,15 @@
 """SpeaQTripletMatcher: triplet cost, group mask, static/dynamic one-to-many, shared vs independent layers."""
 import math
 
+import numpy as np
 import pytest
 import torch
+from mmdet.registry import MODELS
 
+from speaq_mm.models.dense_heads import SpeaQRelationHead
 from speaq_mm.models.task_modules import SpeaQTripletMatcher
 from speaq_mm.models.utils import RelationPredictions, RelationTargets, pad_relation_targets
+from tests.models_fixtures import tiny_speaq_cfg
 
 SUBJECT = [0.3, 0.3, 0.2, 0.2]
 OBJECT = [0.7, 0.7, 0.2, 0.2]
@@ -85,7 +89,7 @@ def group_matcher(**kwargs):
     # counts 3, 3, 1, 1: group 0 = {p0}, group 1 = {p1, p2, p3}; 4 slots -> 1 and 3, so relation queries
     # 0-1 serve group 0 and 2-7 group 1.
     m = matcher(num_entity_queries=4, num_relation_queries=8, use_group_mask=True, num_groups=2, **kwargs)
-    m.set_predicate_counts([3, 3, 1, 1], 'test counts')
+    m.set_predicate_counts(np.array([3.0, 3.0, 1.0, 1.0]))
     return m
 
 
@@ -108,9 +112,16 @@ def test_group_mask_is_a_penalty_not_a_constraint():
 
 
 def test_matching_without_counts_fails_clearly():
-    m = matcher(use_group_mask=True)
-    with pytest.raises(RuntimeError, match='set_predicate_counts'):
-        m(predictions([SUBJECT] * 4), [targets()])
+    # The head, which owns the train statistics, refuses to match before it has them.
+    head = SpeaQRelationHead(2, 4, embed_dims=8, num_entity_queries=4, num_relation_queries=4,
+                             criterion=dict(type='SpeaQRelationCriterion', reweight_predicates=False),
+                             train_cfg=dict(assigner=dict(type='SpeaQTripletMatcher', use_group_mask=True,
+                                                                num_groups=2)))
+    assert head.matcher.uses_predicate_counts
+    with pytest.raises(RuntimeError, match='set_train_statistics'):
+        head.loss(None, None, None, [])
+    head.set_train_statistics([3, 3, 1, 1], 'test counts')
+    assert head.matcher.group_layout is not None
 
 
 def test_reference_table_needs_the_vg_predicates():
@@ -208,8 +219,13 @@ def test_batch_with_empty_image_and_non_finite_predictions():
     (dict(quality_combine='median'), 'quality_combine'),
     (dict(group_counts='guess'), 'group_counts'),
     (dict(k=0), 'k must be'),
-    (dict(num_relation_queries=5), 'multiple'),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         matcher(**kwargs)
+
+
+def test_query_counts_are_checked_once_by_the_model():
+    # The detector checks N_rel against N_so for its head and matcher (and the layout function for its callers).
+    with pytest.raises(ValueError, match='num_relation_queries .5. must be a multiple of num_entity_queries .4.'):
+        MODELS.build(tiny_speaq_cfg(entity_queries=4, relation_queries=5))

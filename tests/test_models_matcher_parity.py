@@ -80,7 +80,7 @@ MODES = [
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_batched_transfer_assigns_like_the_per_image_loop(mode, seed):
     matcher = SpeaQTripletMatcher(NUM_PREDICATES, ENTITY_QUERIES, RELATION_QUERIES, **mode)
-    if matcher.needs_predicate_counts:
+    if matcher.uses_predicate_counts:
         matcher.set_predicate_counts([40, 25, 10, 5, 3, 1])
     predictions = random_predictions(3, 4, RELATION_QUERIES, seed=seed)
     if seed == 2:  # a non-finite image still gets its (arbitrary but identical) assignment

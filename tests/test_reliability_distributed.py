@@ -19,7 +19,6 @@ from tests.reliability_fixtures import (
     free_port,
     load_complete,
     read_records,
-    shared_toy_data,
     subprocess_env,
     write_run_config,
 )
@@ -39,11 +38,11 @@ def run_script(script, *args):
 
 
 @pytest.mark.slow
-def test_dist_train_and_test_on_two_cpu_processes(tmp_path, tmp_path_factory):
+def test_dist_train_and_test_on_two_cpu_processes(tmp_path, reliability_toy_data):
     test_main = load_tool('tools/test.py').main
 
     folder = str(tmp_path)
-    config = write_run_config(folder, shared_toy_data(tmp_path_factory), max_iters=MAX_ITERS, interval=INTERVAL,
+    config = write_run_config(folder, reliability_toy_data, max_iters=MAX_ITERS, interval=INTERVAL,
                               batch_size=BATCH)
     work, records = osp.join(folder, 'work'), osp.join(folder, 'records')
     output = run_script('dist_train.sh', config, '2')

@@ -25,15 +25,14 @@ from tests.reliability_fixtures import (
     copy_toy_data,
     expected_batches,
     read_records,
-    shared_toy_data,
     write_run_config,
 )
 
 
 @pytest.fixture
-def damaged_data(tmp_path, tmp_path_factory):
+def damaged_data(tmp_path, reliability_toy_data):
     """A private copy of the toy sets that a test may damage."""
-    return copy_toy_data(shared_toy_data(tmp_path_factory), str(tmp_path / 'data'))
+    return copy_toy_data(reliability_toy_data, str(tmp_path / 'data'))
 
 
 def train(config):
@@ -183,26 +182,26 @@ def _build_with(config, key, value):
     ('model.num_entity_querys', 8, 'SpeaQDetector'),
     ('train_dataloader.dataset.datasets.0.filter_empty_rel', False, 'VGH5Dataset'),
 ])
-def test_config_typo_in_a_speaq_key_names_the_key_and_the_class(tmp_path, tmp_path_factory, key, value, component):
-    config = write_run_config(str(tmp_path), shared_toy_data(tmp_path_factory), validate=False)
+def test_config_typo_in_a_speaq_key_names_the_key_and_the_class(tmp_path, key, value, component, reliability_toy_data):
+    config = write_run_config(str(tmp_path), reliability_toy_data, validate=False)
     with pytest.raises(TypeError) as info:
         _build_with(config, key, value)
     assert f"unexpected keyword argument '{key.split('.')[-1]}'" in str(info.value)
     assert component in str(info.value)
 
 
-def test_config_typo_in_a_speaq_type_is_named(tmp_path, tmp_path_factory):
-    config = write_run_config(str(tmp_path), shared_toy_data(tmp_path_factory), validate=False)
+def test_config_typo_in_a_speaq_type_is_named(tmp_path, reliability_toy_data):
+    config = write_run_config(str(tmp_path), reliability_toy_data, validate=False)
     with pytest.raises(KeyError, match='SpeaQDetecter is not in the mmdet::model registry'):
         _build_with(config, 'model.type', 'SpeaQDetecter')
 
 
 @pytest.mark.slow
-def test_checkpoint_with_other_query_counts_lists_the_mismatched_keys(tmp_path, tmp_path_factory):
+def test_checkpoint_with_other_query_counts_lists_the_mismatched_keys(tmp_path, reliability_toy_data):
     test_main = load_tool('tools/test.py').main
 
     folder = str(tmp_path)
-    config = write_run_config(folder, shared_toy_data(tmp_path_factory), validate=False)
+    config = write_run_config(folder, reliability_toy_data, validate=False)
     other = load_run_config(config, cfg_options={'model.num_entity_queries': 8, 'model.num_relation_queries': 16})
     init_default_scope('mmdet')
     checkpoint = osp.join(folder, 'other_queries.pth')
@@ -217,8 +216,8 @@ def test_checkpoint_with_other_query_counts_lists_the_mismatched_keys(tmp_path, 
         test_main([config, checkpoint, '--work-dir', osp.join(folder, 'test')])
 
 
-def test_cfg_option_typo_of_a_top_level_key_is_refused(tmp_path, tmp_path_factory):
+def test_cfg_option_typo_of_a_top_level_key_is_refused(tmp_path, reliability_toy_data):
     """``--cfg-options train_dataloadr.batch_size=2`` would otherwise add a key nothing reads."""
-    config = write_run_config(str(tmp_path), shared_toy_data(tmp_path_factory), validate=False)
+    config = write_run_config(str(tmp_path), reliability_toy_data, validate=False)
     with pytest.raises(KeyError, match='train_dataloadr.*did you mean "train_dataloader"'):
         load_run_config(config, cfg_options={'train_dataloadr.batch_size': 2})

@@ -26,11 +26,11 @@ from tests.reliability_fixtures import (
     load_complete,
     read_decodes,
     read_records,
-    shared_toy_data,
     start_training,
     subprocess_env,
     write_run_config,
 )
+from tests.tools_fixtures import snapshot
 
 MAX_ITERS, INTERVAL, MILESTONE = 6, 2, 5
 
@@ -60,10 +60,10 @@ def assert_every_checkpoint_complete(work):
 
 
 @pytest.mark.slow
-def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, tmp_path_factory):
+def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, reliability_toy_data):
     train_main = load_tool('tools/train.py').main
 
-    roots = copy_toy_data(shared_toy_data(tmp_path_factory), str(tmp_path / 'data'))
+    roots = copy_toy_data(reliability_toy_data, str(tmp_path / 'data'))
     folder = str(tmp_path)
     work, records = osp.join(folder, 'work'), osp.join(folder, 'records')
     config = write_run_config(folder, roots, max_iters=MAX_ITERS, interval=INTERVAL, milestone=MILESTONE)
@@ -171,12 +171,12 @@ def trained_records(record_dir, rank=0):
 
 
 @pytest.mark.slow
-def test_a_killed_and_resumed_run_equals_the_run_never_stopped(tmp_path, tmp_path_factory):
+def test_a_killed_and_resumed_run_equals_the_run_never_stopped(tmp_path, reliability_toy_data):
     """Dropout on, 2 persistent dataloader workers, random flips: killed after the iteration-12 checkpoint and
     resumed to 24, the run ends with the weights, optimizer state, losses, learning rates and batches of the
     straight run, and the resume decodes only the images of the batches it still trains on (plus prefetch)."""
     batch, workers = 2, 2
-    runs = _straight_killed_resumed(str(tmp_path), shared_toy_data(tmp_path_factory), 24, 12, start_training,
+    runs = _straight_killed_resumed(str(tmp_path), reliability_toy_data, 24, 12, start_training,
                                     batch_size=batch, num_workers=workers, dropout=0.1, count_decodes=True)
     straight = load_complete(osp.join(runs['straight'][0], 'iter_24.pth'))
     resumed = load_complete(osp.join(runs['killed'][0], 'iter_24.pth'))
@@ -196,14 +196,14 @@ def test_a_killed_and_resumed_run_equals_the_run_never_stopped(tmp_path, tmp_pat
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_killed_and_resumed_equal_the_run_never_stopped(tmp_path, tmp_path_factory):
+def test_two_gloo_ranks_killed_and_resumed_equal_the_run_never_stopped(tmp_path, reliability_toy_data):
     def launch(config, log_path, *args):
         log = open(log_path, 'w')
         return subprocess.Popen(['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2', *args],
                                 cwd=REPO_ROOT, env=subprocess_env(PORT=str(free_port())), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
-    runs = _straight_killed_resumed(str(tmp_path), shared_toy_data(tmp_path_factory), 8, 4, launch,
+    runs = _straight_killed_resumed(str(tmp_path), reliability_toy_data, 8, 4, launch,
                                     batch_size=2, num_workers=1, dropout=0.1)
     assert_same_training_state(load_complete(osp.join(runs['straight'][0], 'iter_8.pth')),
                                load_complete(osp.join(runs['killed'][0], 'iter_8.pth')))
@@ -214,13 +214,12 @@ def test_two_gloo_ranks_killed_and_resumed_equal_the_run_never_stopped(tmp_path,
                    for i in resumed)
 
 
-def test_resuming_another_runs_checkpoint_never_touches_its_files(tmp_path, tmp_path_factory):
+def test_resuming_another_runs_checkpoint_never_touches_its_files(tmp_path, reliability_toy_data):
     """``--resume OTHER/iter_N.pth`` into a new work dir: a new best checkpoint there must not delete the other
     run's best one, even when the checkpoint records its path as absolute (as mmengine's own hook does)."""
-    from tests.test_safety_overwrite import snapshot
     train_main = load_tool('tools/train.py').main
 
-    roots = shared_toy_data(tmp_path_factory)
+    roots = reliability_toy_data
     first = write_run_config(str(tmp_path / 'first'), roots, max_iters=2, interval=2, validate=True)
     train_main([first])
     first_work = str(tmp_path / 'first' / 'work')

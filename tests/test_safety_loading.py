@@ -17,8 +17,7 @@ import torch
 
 from speaq_mm.utils import UntrustedFileError, load_pickle_file, load_torch_file
 from tests.datasets_fixtures import load_tool
-from tests.test_models_converter import fabricate
-from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread, tool_test_options, toy_run
+from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, fabricate, one_torch_thread, tool_test_options
 
 
 class Payload:
@@ -55,10 +54,9 @@ def _argv(options):
     return [f'{key}={value}' for key, value in options.items()]
 
 
-def test_our_checkpoint_loads_safely_with_the_same_content(tmp_path_factory):
-    run = toy_run(tmp_path_factory)
-    safe = load_torch_file(run.checkpoint)
-    full = torch.load(run.checkpoint, map_location='cpu', weights_only=False)
+def test_our_checkpoint_loads_safely_with_the_same_content(toy_run):
+    safe = load_torch_file(toy_run.checkpoint)
+    full = torch.load(toy_run.checkpoint, map_location='cpu', weights_only=False)
     assert safe['state_dict'].keys() == full['state_dict'].keys()
     assert all(torch.equal(safe['state_dict'][k], full['state_dict'][k]) for k in full['state_dict'])
     assert safe['meta']['dataset_meta']['classes'] == full['meta']['dataset_meta']['classes']
@@ -66,30 +64,27 @@ def test_our_checkpoint_loads_safely_with_the_same_content(tmp_path_factory):
     assert hub and all(buffer.mean() == full['message_hub']['log_scalars'][key].mean() for key, buffer in hub.items())
 
 
-def test_test_tool_refuses_a_malicious_checkpoint(tmp_path_factory, tmp_path, marker):
-    run = toy_run(tmp_path_factory)
-    path = malicious_checkpoint(run, str(tmp_path), marker)
+def test_test_tool_refuses_a_malicious_checkpoint(tmp_path, marker, toy_run):
+    path = malicious_checkpoint(toy_run, str(tmp_path), marker)
     work_dir = tmp_path / 'test'
     with one_torch_thread(), pytest.raises(UntrustedFileError, match=refused(path)):
         load_tool('tools/test.py').main([TOY_MIX_CONFIG, path, '--work-dir', str(work_dir), '--cfg-options']
-                                        + _argv(tool_test_options(run.real_root, 'malicious_test')))
+                                        + _argv(tool_test_options(toy_run.real_root, 'malicious_test')))
     assert not glob.glob(str(work_dir / '**' / 'metrics.json'), recursive=True)
 
 
-def test_image_demo_refuses_a_malicious_checkpoint(tmp_path_factory, tmp_path, marker):
-    run = toy_run(tmp_path_factory)
-    path = malicious_checkpoint(run, str(tmp_path), marker)
-    image = sorted(glob.glob(osp.join(run.real_root, 'VG_100K', '*.jpg')))[0]
+def test_image_demo_refuses_a_malicious_checkpoint(tmp_path, marker, toy_run):
+    path = malicious_checkpoint(toy_run, str(tmp_path), marker)
+    image = sorted(glob.glob(osp.join(toy_run.real_root, 'VG_100K', '*.jpg')))[0]
     with pytest.raises(UntrustedFileError, match=refused(path)):
         load_tool('tools/demo/image_demo.py').main([image, TOY_MIX_CONFIG, path, '--out-dir', str(tmp_path / 'out'),
                                                     '--device', 'cpu'])
     assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
 
 
-def test_trust_pickle_opts_in_for_that_one_file_only(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
+def test_trust_pickle_opts_in_for_that_one_file_only(tmp_path, toy_run):
     marker = tmp_path / 'ran'
-    trusted = malicious_checkpoint(run, str(tmp_path), marker)
+    trusted = malicious_checkpoint(toy_run, str(tmp_path), marker)
     other = osp.join(tmp_path, 'other.pth')
     os.link(trusted, other)  # the same bytes under another name stay untrusted
     (tmp_path / 'elsewhere').mkdir()
@@ -115,36 +110,34 @@ def test_trust_pickle_opts_in_for_that_one_file_only(tmp_path_factory, tmp_path)
     assert marker.exists(), 'a trusted file is unpickled in full'
 
 
-def test_query_tool_never_runs_the_config_stored_in_a_checkpoint(tmp_path_factory, tmp_path, marker):
-    run = toy_run(tmp_path_factory)
-    checkpoint = load_torch_file(run.checkpoint)
+def test_query_tool_never_runs_the_config_stored_in_a_checkpoint(tmp_path, marker, toy_run):
+    checkpoint = load_torch_file(toy_run.checkpoint)
     checkpoint['meta']['cfg'] = f'open({str(marker)!r}, "w").close()\nmodel = dict(type="SpeaQDetector")\n'
     path = str(tmp_path / 'config_payload.pth')
     torch.save(checkpoint, path)
     tool = load_tool('tools/analysis/query_specialisation.py')
     with pytest.raises(SystemExit):  # --config is required: the settings never come from the checkpoint
-        tool.parse_args([run.raw_dump, '--checkpoint', path])
+        tool.parse_args([toy_run.raw_dump, '--checkpoint', path])
     settings, predicates, counts = tool.load_inputs(path, TOY_MIX_CONFIG, None)
     assert settings['num_relation_queries'] > 0 and len(predicates) == len(counts)
 
 
-def test_query_tool_refuses_malicious_checkpoint_and_dump(tmp_path_factory, tmp_path, marker):
-    run = toy_run(tmp_path_factory)
-    path = malicious_checkpoint(run, str(tmp_path), marker)
+def test_query_tool_refuses_malicious_checkpoint_and_dump(tmp_path, marker, toy_run):
+    path = malicious_checkpoint(toy_run, str(tmp_path), marker)
     tool = load_tool('tools/analysis/query_specialisation.py')
     with pytest.raises(UntrustedFileError, match=refused(path)):
-        tool.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', path, '--out-dir', str(tmp_path)])
+        tool.main([toy_run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', path, '--out-dir', str(tmp_path)])
     dump = tmp_path / 'raw.pkl'
     dump.write_bytes(pickle.dumps([Payload(marker)]))
     with pytest.raises(UntrustedFileError, match=refused(dump)):
-        tool.main([str(dump), '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint, '--out-dir', str(tmp_path)])
+        tool.main([str(dump), '--config', TOY_MIX_CONFIG, '--checkpoint', toy_run.checkpoint,
+                   '--out-dir', str(tmp_path)])
 
 
 @pytest.mark.parametrize('protocol', [2, pickle.HIGHEST_PROTOCOL])
-def test_offline_evaluator_refuses_malicious_dump_and_metainfo(tmp_path_factory, tmp_path, marker, protocol):
-    run = toy_run(tmp_path_factory)
+def test_offline_evaluator_refuses_malicious_dump_and_metainfo(tmp_path, marker, protocol, toy_run):
     tool = load_tool('tools/analysis/eval_scene_graphs.py')
-    records = load_pickle_file(run.dump)
+    records = load_pickle_file(toy_run.dump)
     dump = tmp_path / 'preds.pkl'
     dump.write_bytes(pickle.dumps([dict(records[0], img_id=Payload(marker))] + records[1:], protocol=protocol))
     with pytest.raises(UntrustedFileError, match=refused(dump)):
@@ -152,12 +145,11 @@ def test_offline_evaluator_refuses_malicious_dump_and_metainfo(tmp_path_factory,
     meta = tmp_path / 'meta.pkl'
     meta.write_bytes(pickle.dumps(dict(predicates=Payload(marker)), protocol=protocol))
     with pytest.raises(UntrustedFileError, match=refused(meta)):
-        tool.main([run.dump, '--dataset-meta', str(meta)])
+        tool.main([toy_run.dump, '--dataset-meta', str(meta)])
 
 
-def test_our_dumps_load_safely_with_the_same_content(tmp_path_factory):
-    run = toy_run(tmp_path_factory)
-    for path in (run.dump, run.raw_dump):  # our records; mmengine's DumpResults data samples (tensors)
+def test_our_dumps_load_safely_with_the_same_content(toy_run):
+    for path in (toy_run.dump, toy_run.raw_dump):  # our records; mmengine's DumpResults data samples (tensors)
         with open(path, 'rb') as file:
             full = pickle.load(file)
         safe = load_pickle_file(path)

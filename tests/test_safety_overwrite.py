@@ -1,7 +1,6 @@
 """No tool replaces files of another run or a user's dataset without being told to, and result files are
 written atomically (the old file survives a failed write byte for byte)."""
 import errno
-import hashlib
 import json
 import os
 import os.path as osp
@@ -11,22 +10,7 @@ import pytest
 from speaq_mm.datasets.vg_format import VGFormatError, read_image_data
 from speaq_mm.utils import atomic_io
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import REPO, TOY_MIX_CONFIG
-
-
-def snapshot(folder):
-    """relative path -> sha256 of every file under ``folder`` (symlinks by their target)."""
-    digests = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = osp.join(root, name)
-            key = osp.relpath(path, folder)
-            if osp.islink(path):
-                digests[key] = 'link:' + os.readlink(path)
-            else:
-                with open(path, 'rb') as file:
-                    digests[key] = hashlib.sha256(file.read()).hexdigest()
-    return digests
+from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, fabricate, snapshot
 
 
 def test_train_refuses_a_work_dir_with_another_runs_checkpoints(tmp_path):
@@ -71,7 +55,6 @@ def test_vg_to_json_refuses_an_existing_output(tmp_path):
 def test_model_converter_refuses_its_source_and_an_existing_output(tmp_path):
     import torch
 
-    from tests.test_models_converter import fabricate
     source = tmp_path / 'model_final.pth'
     torch.save(dict(model=fabricate('DETR')), source)
     converter = load_tool('tools/model_converters/speaq_d2_to_mm.py')

@@ -19,7 +19,7 @@ from speaq_mm.engine import load_run_config
 from speaq_mm.engine.hooks.checkpoint_compatibility_hook import CheckpointMismatchError, check_checkpoint_fits
 from speaq_mm.utils import load_torch_file
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread, tool_test_options, toy_run
+from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread, tool_test_options
 
 SHIPPED_RECIPES = ['configs/toy/speaq_tiny_toy_mix.py', 'configs/toy/speaq_tiny_toy_real.py',
                    'configs/visual_genome.py', 'configs/speaq_multi.py', 'configs/synthetic_genome.py',
@@ -38,9 +38,9 @@ def test_every_recipe_has_the_safeguards_and_restates_none(recipe):
     assert all(hook['type'] not in REQUIRED_HOOKS.values() for hook in cfg.get('custom_hooks', []))
 
 
-def run_test_tool(run, checkpoint, work_dir):
+def run_test_tool(toy_run, checkpoint, work_dir):
     """``tools/test.py`` on the shipped toy recipe, as a user runs it."""
-    options = [f'{key}={value}' for key, value in tool_test_options(run.real_root, 'safety_recipes').items()]
+    options = [f'{key}={value}' for key, value in tool_test_options(toy_run.real_root, 'safety_recipes').items()]
     return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), TOY_MIX_CONFIG, checkpoint,
                            '--work-dir', str(work_dir), '--cfg-options', *options],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -50,36 +50,33 @@ def no_metrics_in(work_dir):
     return not glob.glob(osp.join(str(work_dir), '**', '*metrics*.json'), recursive=True)
 
 
-def test_test_tool_refuses_a_checkpoint_sharing_no_key_with_the_model(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
-    checkpoint = load_torch_file(run.checkpoint)
+def test_test_tool_refuses_a_checkpoint_sharing_no_key_with_the_model(tmp_path, toy_run):
+    checkpoint = load_torch_file(toy_run.checkpoint)
     checkpoint['state_dict'] = {f'model.{key}': value for key, value in checkpoint['state_dict'].items()}
     path = str(tmp_path / 'prefixed.pth')
     torch.save(checkpoint, path)
-    result = run_test_tool(run, path, tmp_path / 'test')
+    result = run_test_tool(toy_run, path, tmp_path / 'test')
     assert result.returncode != 0
     assert f'CheckpointMismatchError: checkpoint {path} fills only 0 of the model' in result.stderr
     assert 'Its own keys: model.backbone.' in result.stderr
     assert no_metrics_in(tmp_path / 'test')
 
 
-def test_test_tool_refuses_a_checkpoint_with_a_shape_mismatch(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
-    checkpoint = load_torch_file(run.checkpoint)
+def test_test_tool_refuses_a_checkpoint_with_a_shape_mismatch(tmp_path, toy_run):
+    checkpoint = load_torch_file(toy_run.checkpoint)
     key = 'bbox_head.predicate_classifier.weight'
     checkpoint['state_dict'][key] = checkpoint['state_dict'][key][:-1]  # one predicate fewer
     path = str(tmp_path / 'fewer_predicates.pth')
     torch.save(checkpoint, path)
-    result = run_test_tool(run, path, tmp_path / 'test')
+    result = run_test_tool(toy_run, path, tmp_path / 'test')
     assert result.returncode != 0
     assert f'checkpoint {path} does not fit the model: 1 tensor(s) have other shapes' in result.stderr
     assert f'{key}: (6, 128) vs (7, 128)' in result.stderr
     assert no_metrics_in(tmp_path / 'test')
 
 
-def test_a_model_whose_classes_differ_from_the_dataset_is_refused_at_test_time(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
-    options = dict(tool_test_options(run.real_root, 'vocabulary_test'), **{'model.bbox_head.num_entity_classes': 8})
+def test_a_model_whose_classes_differ_from_the_dataset_is_refused_at_test_time(tmp_path, toy_run):
+    options = dict(tool_test_options(toy_run.real_root, 'vocabulary_test'), **{'model.bbox_head.num_entity_classes': 8})
     init_default_scope('mmdet')
     model = MODELS.build(load_run_config(TOY_MIX_CONFIG, options, str(tmp_path)).model)
     path = str(tmp_path / 'eight_classes.pth')

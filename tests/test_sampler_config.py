@@ -16,18 +16,12 @@ from tests.sampler_fixtures import (
     TOY_MIX_CONFIG,
     assert_passes_without_repeats,
     check_batches,
-    make_toy_roots,
     toy_mix_options,
 )
 
 DATASET_CONFIGS = f'{REPO_ROOT}/configs/_base_/datasets'
 TOY_MIX_RECIPE = f'{REPO_ROOT}/configs/toy/speaq_tiny_toy_mix.py'  # the `make demo` recipe, built on toy_mix.py
 SEED = 42
-
-
-@pytest.fixture(scope='module')
-def toy_roots(tmp_path_factory):
-    return make_toy_roots(str(tmp_path_factory.mktemp('toy_sets')))
 
 
 def load_mix(options):

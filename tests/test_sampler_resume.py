@@ -64,8 +64,9 @@ def _runner_config(work_dir, batch_size=10, seed=7, loop=None, hooks=True, check
             batch_sampler=dict(type='SGGRatioBatchSampler', source_ratio=[0.7, 0.3],
                                infinite=loop is None),
             dataset=dict(type='SGGConcatDataset', datasets=[
-                dict(type='SamplerTestSource', size=SIZES[0], source='real', sample_weight=1.0),
-                dict(type='SamplerTestSource', size=SIZES[1], source='synthetic', sample_weight=0.5)])),
+                dict(type='SamplerTestSource', size=SIZES[0], source='real'),
+                dict(type='SamplerTestSource', size=SIZES[1], source='synthetic')],
+                sample_weights=dict(real=1.0, synthetic=0.5))),
         train_cfg=loop or dict(type=iter_loop, max_iters=6),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
@@ -162,7 +163,7 @@ def test_hook_needs_source_and_sample_weight_in_the_samples(tmp_path, monkeypatc
         return data
 
     monkeypatch.setattr(SamplerTestSource, 'prepare_data', without_weight)
-    with pytest.raises(KeyError, match='"source"/"sample_weight" metainfo'):
+    with pytest.raises(KeyError, match=r"\(source '(real|synthetic)'\) has no sample_weight in its metainfo"):
         _train(_runner_config(str(tmp_path / 'run')))
 
 

@@ -5,7 +5,7 @@ from tests.sampler_fixtures import SamplerTestSource
 
 def _sources():
     real = SamplerTestSource(4, 'real', fg_rel_count=(5, 0, 1), triplets=((0, 1, 0), (1, 0, 2)))
-    synthetic = SamplerTestSource(3, 'synthetic', sample_weight=0.5, fg_rel_count=(0, 7, 2),
+    synthetic = SamplerTestSource(3, 'synthetic', fg_rel_count=(0, 7, 2),
                                   triplets=((1, 1, 1), (0, 1, 0)))
     return real, synthetic
 

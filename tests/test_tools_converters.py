@@ -10,7 +10,7 @@ from PIL import Image
 
 from speaq_mm.datasets.vg_h5 import VGH5Dataset
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import NUM_VAL_IMAGES, project_run, toy_run
+from tests.tools_fixtures import NUM_VAL_IMAGES
 
 json_to_vg_tool = load_tool('tools/dataset_converters/json_to_vg.py')
 vg_to_json_tool = load_tool('tools/dataset_converters/vg_to_json.py')
@@ -26,21 +26,20 @@ def records(data):
     return [data.get_data_info(i) for i in range(len(data))]
 
 
-def test_toy_dataset_survives_the_round_trip(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
+def test_toy_dataset_survives_the_round_trip(tmp_path, toy_run):
     exported = tmp_path / 'toy.json'
-    counts = vg_to_json_tool.main([run.real_root, str(exported)])
+    counts = vg_to_json_tool.main([toy_run.real_root, str(exported)])
     content = json.loads(exported.read_text())
     assert counts['images'] == len(content['images']) == NUM_VAL_IMAGES + 24 + 6
     assert content['classes'][0] == 'circle' and content['bbox_format'] == 'xyxy'
     assert {image['split'] for image in content['images']} == {'train', 'test'}
     converted = tmp_path / 'converted'
     report = json_to_vg_tool.main([str(exported), str(converted), '--image-dir',
-                                   osp.join(run.real_root, 'VG_100K'), '--image-mode', 'copy', '--strict'])
+                                   osp.join(toy_run.real_root, 'VG_100K'), '--image-mode', 'copy', '--strict'])
     assert report['dropped'] == {} and report['dataset']['img_suffix'] == '.jpg'
     assert report['counts']['relations_kept'] == counts['relations']
     for split in ('train', 'test'):
-        original = records(dataset(run.real_root, split, num_val_images=NUM_VAL_IMAGES))
+        original = records(dataset(toy_run.real_root, split, num_val_images=NUM_VAL_IMAGES))
         again = records(dataset(converted, split, num_val_images=NUM_VAL_IMAGES))
         assert len(original) == len(again) > 0
         for a, b in zip(original, again):
@@ -52,9 +51,8 @@ def test_toy_dataset_survives_the_round_trip(tmp_path_factory, tmp_path):
             assert np.array_equal(a['relations'], b['relations'])
 
 
-def test_generated_defects_are_dropped_and_reported(tmp_path_factory):
-    project = project_run(tmp_path_factory)
-    report, injected = project.report, project.defects
+def test_generated_defects_are_dropped_and_reported(project_run):
+    report, injected = project_run.report, project_run.defects
     assert report['dropped']['object: unknown class']['count'] == injected['unknown class']
     assert report['dropped']['relation: unknown predicate']['count'] == injected['unknown predicate']
     assert report['dropped']['relation: unknown object id']['count'] == injected['missing object id']
@@ -63,9 +61,9 @@ def test_generated_defects_are_dropped_and_reported(tmp_path_factory):
                                       'relation: unknown object id'}
     assert "'blob'" in report['dropped']['object: unknown class']['examples'][0]
     assert report['vocabulary']['source'].startswith('--vocab')
-    with open(osp.join(project.converted_root, 'conversion_report.json')) as file:
+    with open(osp.join(project_run.converted_root, 'conversion_report.json')) as file:
         assert json.load(file)['counts'] == report['counts']
-    converted = records(dataset(project.converted_root, 'train'))
+    converted = records(dataset(project_run.converted_root, 'train'))
     assert len(converted) == report['counts']['images_kept']
     assert all(osp.islink(r['img_path']) and osp.isfile(r['img_path']) for r in converted)  # symlinked
 
@@ -160,13 +158,12 @@ def test_xywh_boxes_mixed_suffixes_and_val_split(tmp_path):
                        atol=40 / 1024 + 1e-9)
 
 
-def test_vocabulary_file_wins_and_strict_fails_on_drops(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
+def test_vocabulary_file_wins_and_strict_fails_on_drops(tmp_path, toy_run):
     path = tmp_path / 'sg.json'
     path.write_text(json.dumps(dict(classes=['zebra'], predicates=['eats'], images=[dict(
         file_name='a.jpg', width=10, height=10, objects=[dict(name='circle', bbox=[0, 0, 4, 4]),
                                                          dict(name='zebra', bbox=[5, 5, 9, 9])])])))
-    vocab = osp.join(run.real_root, 'VG-SGG-dicts-with-attri.json')
+    vocab = osp.join(toy_run.real_root, 'VG-SGG-dicts-with-attri.json')
     with pytest.raises(SystemExit, match='--strict: 1 items were dropped'):
         json_to_vg_tool.main([str(path), str(tmp_path / 'out'), '--vocab', vocab, '--strict'])
     with open(tmp_path / 'out' / 'conversion_report.json') as file:
@@ -196,9 +193,8 @@ def test_file_level_errors_name_the_file_and_field(tmp_path):
         scene_graph_json.json_to_vg(str(tmp_path / 'list.json'), str(tmp_path / 'out'), str(tmp_path / 'none'))
 
 
-def test_export_of_one_split(tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
-    result = vg_to_json_tool.main([run.real_root, str(tmp_path / 'test.json'), '--split', 'test'])
+def test_export_of_one_split(tmp_path, toy_run):
+    result = vg_to_json_tool.main([toy_run.real_root, str(tmp_path / 'test.json'), '--split', 'test'])
     content = json.loads((tmp_path / 'test.json').read_text())
     assert result['images'] == 6 and {image['split'] for image in content['images']} == {'test'}
     with pytest.raises(FileNotFoundError, match='ann_file'):

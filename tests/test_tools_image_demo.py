@@ -11,7 +11,7 @@ from PIL import Image
 
 from speaq_mm.visualization import GUTTER_COLOUR
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import TOY_MIX_CONFIG, assert_drawing, one_torch_thread, panel_grid, read_png, toy_run
+from tests.tools_fixtures import TOY_MIX_CONFIG, assert_drawing, one_torch_thread, panel_grid, read_png
 
 image_demo = load_tool('tools/demo/image_demo.py')
 # Photos shipped inside scikit-image (requirements/tests.txt; no download), with their size and mode: RGB, grey,
@@ -52,13 +52,12 @@ def photos(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def demo(photos, tmp_path_factory):
-    run = toy_run(tmp_path_factory)
+def demo(photos, tmp_path_factory, toy_run):
     out_dir = tmp_path_factory.mktemp('demo_out')
     with one_torch_thread():
-        summary = image_demo.main([str(photos), TOY_MIX_CONFIG, run.checkpoint, '--out-dir', str(out_dir),
+        summary = image_demo.main([str(photos), TOY_MIX_CONFIG, toy_run.checkpoint, '--out-dir', str(out_dir),
                                    '--device', 'cpu'])
-    return summary, out_dir, run
+    return summary, out_dir, toy_run
 
 
 def expected_size(width, height):

@@ -7,16 +7,15 @@ import json
 import pytest
 
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import assert_drawing, figure_panels, project_run, read_png, toy_run
+from tests.tools_fixtures import assert_drawing, figure_panels, read_png
 
 per_source_report = load_tool('tools/analysis/per_source_report.py')
 eval_scene_graphs = load_tool('tools/analysis/eval_scene_graphs.py')
 
 
 @pytest.fixture(scope='module')
-def results(tmp_path_factory):
-    run, project = toy_run(tmp_path_factory), project_run(tmp_path_factory)
-    return run.metrics_json, project.metrics_json
+def results(toy_run, project_run):
+    return toy_run.metrics_json, project_run.metrics_json
 
 
 def load(path):
@@ -53,10 +52,9 @@ def test_table_and_figure_compare_every_predicate(results, tmp_path):
     assert rows[0][-1] == 'json synthetic - toy 70:30' and len(rows) == 1 + 6 + len(report['overall'])
 
 
-def test_three_runs_and_another_k(results, tmp_path_factory, tmp_path):
-    run = toy_run(tmp_path_factory)
+def test_three_runs_and_another_k(results, tmp_path, toy_run):
     loose = tmp_path / 'iou03.json'
-    eval_scene_graphs.main([run.dump, '--dataset-meta', run.dump[:-4] + '_meta.json', '--iou-thr', '0.3',
+    eval_scene_graphs.main([toy_run.dump, '--dataset-meta', toy_run.dump[:-4] + '_meta.json', '--iou-thr', '0.3',
                             '--out-json', str(loose)])
     report = per_source_report.main(list(results) + [str(loose), '--k', '20', '--out-dir', str(tmp_path)])
     assert report['k'] == 20 and len(report['table'][0]['recalls']) == 3

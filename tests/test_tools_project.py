@@ -9,7 +9,7 @@ import pytest
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
-from tests.tools_fixtures import PROJECT_CONFIG, PROJECT_ITERS, REPO, project_run
+from tests.tools_fixtures import PROJECT_CONFIG, PROJECT_ITERS, REPO
 
 PROJECT = osp.join(REPO, 'projects', 'SyntheticMix')
 
@@ -31,9 +31,8 @@ def test_config_mixes_the_converted_set_through_the_project_module():
     assert scales == [(64, 64)] * 3
 
 
-def test_end_to_end_run_ramps_the_synthetic_weight(tmp_path_factory):
-    project = project_run(tmp_path_factory)
-    with open(project.scalars) as file:
+def test_end_to_end_run_ramps_the_synthetic_weight(project_run):
+    with open(project_run.scalars) as file:
         records = [json.loads(line) for line in file if line.strip()]
     train = [r for r in records if 'loss' in r]
     assert [r['step'] for r in train] == list(range(1, PROJECT_ITERS + 1))
@@ -41,8 +40,8 @@ def test_end_to_end_run_ramps_the_synthetic_weight(tmp_path_factory):
     expected = [0.5 * (1.0 + (0.2 - 1.0) * i / PROJECT_ITERS) for i in range(PROJECT_ITERS)]
     assert [r['source_weight_synthetic'] for r in train] == pytest.approx(expected)
     assert all(r['source_weight_real'] == 1.0 and r['source_frac_synthetic'] == 0.25 for r in train)
-    assert osp.isfile(project.checkpoint)
-    with open(project.metrics_json) as file:
+    assert osp.isfile(project_run.checkpoint)
+    with open(project_run.metrics_json) as file:
         metrics = json.load(file)
     assert 0 <= metrics['R@50'] <= 1 and len(metrics['per_predicate']) == 6
 

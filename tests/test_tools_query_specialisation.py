@@ -10,26 +10,21 @@ import torch
 from speaq_mm.evaluation.records import to_numpy
 from speaq_mm.models.task_modules.predicate_groups import build_predicate_group_layout
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import NUM_TEST_IMAGES, TOY_MIX_CONFIG, assert_drawing, figure_panels, read_png, toy_run
+from tests.tools_fixtures import NUM_TEST_IMAGES, TOY_MIX_CONFIG, assert_drawing, figure_panels, read_png
 
 query_specialisation = load_tool('tools/analysis/query_specialisation.py')
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    return toy_run(tmp_path_factory)
-
-
-@pytest.fixture(scope='module')
-def report(run, tmp_path_factory):
+def report(toy_run, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('query_specialisation')
-    return query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
+    return query_specialisation.main([toy_run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', toy_run.checkpoint,
                                       '--topk', '10', '--out-dir', str(out_dir)]), out_dir
 
 
-def test_counts_match_the_dump_and_the_model_layout(run, report):
+def test_counts_match_the_dump_and_the_model_layout(toy_run, report):
     result, out_dir = report
-    with open(run.raw_dump, 'rb') as file:
+    with open(toy_run.raw_dump, 'rb') as file:
         samples = pickle.load(file)
     assert len(samples) == NUM_TEST_IMAGES
     queries = np.concatenate([to_numpy(s['pred_relations']['query_ids'])[:10] for s in samples])
@@ -37,7 +32,7 @@ def test_counts_match_the_dump_and_the_model_layout(run, report):
     expected = np.zeros((32, 6), np.int64)  # the tiny model: 32 relation queries, 6 predicates
     np.add.at(expected, (queries, labels), 1)
     assert np.array_equal(result['query_counts'], expected)
-    meta = torch.load(run.checkpoint, map_location='cpu', weights_only=False)['meta']['dataset_meta']
+    meta = torch.load(toy_run.checkpoint, map_location='cpu', weights_only=False)['meta']['dataset_meta']
     layout = build_predicate_group_layout(meta['fg_rel_count'], 2, 16, 32)  # speaq_tiny.py: 2 groups
     query_group = layout.query_group.numpy()
     assert np.array_equal(result['group_counts'], np.stack([expected[query_group == g].sum(0) for g in (0, 1)]))
@@ -59,35 +54,35 @@ def test_heat_map_figure_has_two_panels(report):
     assert image.shape[1] == 1200
 
 
-def test_reads_the_dump_tools_test_writes(run, tmp_path):
+def test_reads_the_dump_tools_test_writes(toy_run, tmp_path):
     """tools/test.py --out writes scene graph records; they carry the query ids the report needs."""
-    with open(run.dump, 'rb') as file:
+    with open(toy_run.dump, 'rb') as file:
         records = pickle.load(file)
     assert all(len(r['pred_rel_query_ids']) == len(r['pred_rel_labels']) for r in records)
-    from_records = query_specialisation.main([run.dump, '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
-                                              '--out-dir', str(tmp_path)])
-    from_samples = query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint',
-                                              run.checkpoint, '--out-dir', str(tmp_path / 'samples')])
+    from_records = query_specialisation.main([toy_run.dump, '--config', TOY_MIX_CONFIG, '--checkpoint',
+                                              toy_run.checkpoint, '--out-dir', str(tmp_path)])
+    from_samples = query_specialisation.main([toy_run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint',
+                                              toy_run.checkpoint, '--out-dir', str(tmp_path / 'samples')])
     assert from_records['query_counts'].sum() > 0
     assert np.array_equal(from_records['query_counts'], from_samples['query_counts'])
 
 
-def test_names_and_counts_from_the_metainfo_file_of_tools_test(run, tmp_path):
-    checkpoint = torch.load(run.checkpoint, map_location='cpu', weights_only=False)
+def test_names_and_counts_from_the_metainfo_file_of_tools_test(toy_run, tmp_path):
+    checkpoint = torch.load(toy_run.checkpoint, map_location='cpu', weights_only=False)
     checkpoint['meta'].pop('dataset_meta')
     bare = tmp_path / 'bare.pth'
     torch.save(checkpoint, bare)
     with pytest.raises(KeyError, match='fg_rel_count'):
-        query_specialisation.main([run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', str(bare), '--out-dir',
+        query_specialisation.main([toy_run.raw_dump, '--config', TOY_MIX_CONFIG, '--checkpoint', str(bare), '--out-dir',
                                    str(tmp_path)])
-    meta_file = osp.splitext(run.dump)[0] + '_meta.json'  # written by tools/test.py --out
-    result = query_specialisation.main([run.raw_dump, '--checkpoint', str(bare), '--dataset-meta', meta_file,
+    meta_file = osp.splitext(toy_run.dump)[0] + '_meta.json'  # written by tools/test.py --out
+    result = query_specialisation.main([toy_run.raw_dump, '--checkpoint', str(bare), '--dataset-meta', meta_file,
                                         '--config', TOY_MIX_CONFIG, '--out-dir', str(tmp_path)])
     assert result['query_counts'].sum() > 0
 
 
-def test_bad_inputs_name_the_problem(run, tmp_path):
-    with open(run.dump, 'rb') as file:
+def test_bad_inputs_name_the_problem(toy_run, tmp_path):
+    with open(toy_run.dump, 'rb') as file:
         records = pickle.load(file)
     for record in records:
         record.pop('pred_rel_query_ids', None)
@@ -95,18 +90,18 @@ def test_bad_inputs_name_the_problem(run, tmp_path):
     with open(no_ids, 'wb') as file:
         pickle.dump(records, file)
     with pytest.raises(KeyError, match='pred_rel_query_ids'):
-        query_specialisation.main([str(no_ids), '--config', TOY_MIX_CONFIG, '--checkpoint', run.checkpoint,
+        query_specialisation.main([str(no_ids), '--config', TOY_MIX_CONFIG, '--checkpoint', toy_run.checkpoint,
                                    '--out-dir', str(tmp_path)])
     smaller = tmp_path / 'smaller.py'
     smaller.write_text(f"_base_ = ['{TOY_MIX_CONFIG}']\nmodel = dict(num_entity_queries=4, num_relation_queries=8)\n")
     with pytest.raises(ValueError, match='does not come from this model config'):
-        query_specialisation.main([run.raw_dump, '--checkpoint', run.checkpoint, '--config', str(smaller),
+        query_specialisation.main([toy_run.raw_dump, '--checkpoint', toy_run.checkpoint, '--config', str(smaller),
                                    '--out-dir', str(tmp_path)])
     with pytest.raises(FileNotFoundError, match='prediction dump'):
         query_specialisation.main([str(tmp_path / 'none.pkl'), '--config', TOY_MIX_CONFIG, '--checkpoint',
-                                   run.checkpoint])
+                                   toy_run.checkpoint])
     with pytest.raises(SystemExit):  # the model settings come from --config only, never from a checkpoint
-        query_specialisation.main([run.raw_dump, '--dataset-meta', osp.splitext(run.dump)[0] + '_meta.json'])
+        query_specialisation.main([toy_run.raw_dump, '--dataset-meta', osp.splitext(toy_run.dump)[0] + '_meta.json'])
 
 
 def test_specialisation_of_a_hand_made_layout():

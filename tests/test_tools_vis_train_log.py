@@ -11,9 +11,7 @@ from tests.tools_fixtures import (
     VAL_INTERVAL,
     assert_drawing,
     figure_panels,
-    project_run,
     read_png,
-    toy_run,
 )
 
 vis_train_log = load_tool('tools/analysis/vis_train_log.py')
@@ -25,15 +23,10 @@ EXPECTED_PANELS = {'loss.png': 2, 'loss_components.png': 9, 'loss_per_source.png
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    return toy_run(tmp_path_factory)
-
-
-@pytest.fixture(scope='module')
-def plotted(run, tmp_path_factory):
+def plotted(toy_run, tmp_path_factory):
     """The tool run once on the toy run's work dir."""
     out_dir = tmp_path_factory.mktemp('vis_train_log')
-    return vis_train_log.main(['--log-file', run.work_dir, '--out-dir', str(out_dir)]), out_dir
+    return vis_train_log.main(['--log-file', toy_run.work_dir, '--out-dir', str(out_dir)]), out_dir
 
 
 def raw_records(path):
@@ -61,8 +54,8 @@ def test_plots_every_group_of_a_real_log(plotted):
     assert (out_dir / 'summary.csv').read_text().startswith('run,kind,key,last,last_iter,best')
 
 
-def test_summary_holds_last_and_best_values_of_the_log(run, plotted):
-    records = raw_records(run.scalars)
+def test_summary_holds_last_and_best_values_of_the_log(toy_run, plotted):
+    records = raw_records(toy_run.scalars)
     train = [r for r in records if 'loss' in r]
     val = [r for r in records if 'sgg/R@50' in r]
     assert [r['step'] for r in train] == list(range(1, TRAIN_ITERS + 1))
@@ -85,21 +78,21 @@ def test_summary_holds_last_and_best_values_of_the_log(run, plotted):
         sum(value for key, value in train[-1].items() if key.startswith('d0.loss')))
 
 
-def test_log_cut_mid_line_is_read_up_to_its_last_complete_line(run, tmp_path):
-    text = open(run.scalars).read()
+def test_log_cut_mid_line_is_read_up_to_its_last_complete_line(toy_run, tmp_path):
+    text = open(toy_run.scalars).read()
     lines = text.splitlines(keepends=True)
     cut = tmp_path / 'scalars.json'
     cut.write_text(''.join(lines[:7]) + lines[7][:40])  # a writer stopped inside line 8
     log = vis_train_log.load_run(str(cut))
     assert any('incomplete last line 8' in note for note in log.notes)
-    complete = [r for r in raw_records(run.scalars)[:7] if 'loss' in r]
+    complete = [r for r in raw_records(toy_run.scalars)[:7] if 'loss' in r]
     rows = {row['key']: row for row in vis_train_log.summary_rows([log]) if row['kind'] == 'train'}
     assert rows['loss']['last_iter'] == complete[-1]['step']
     assert rows['loss']['last'] == pytest.approx(complete[-1]['loss'])
 
 
-def test_bad_lines_in_the_middle_are_skipped_and_counted(run, tmp_path):
-    lines = open(run.scalars).read().splitlines()
+def test_bad_lines_in_the_middle_are_skipped_and_counted(toy_run, tmp_path):
+    lines = open(toy_run.scalars).read().splitlines()
     broken = tmp_path / 'scalars.json'
     broken.write_text('\n'.join(lines[:3] + ['{"loss": 1.0, "st', '[1, 2]'] + lines[3:]) + '\n')
     log = vis_train_log.load_run(str(broken))
@@ -107,9 +100,8 @@ def test_bad_lines_in_the_middle_are_skipped_and_counted(run, tmp_path):
     assert {row['key'] for row in vis_train_log.summary_rows([log])} >= {'loss', 'sgg/R@50'}
 
 
-def test_several_runs_are_overlaid_with_their_legend(run, tmp_path_factory, tmp_path):
-    project = project_run(tmp_path_factory)
-    result = vis_train_log.main(['--log-file', run.work_dir, project.work_dir, '--legend', 'toy mix',
+def test_several_runs_are_overlaid_with_their_legend(toy_run, tmp_path, project_run):
+    result = vis_train_log.main(['--log-file', toy_run.work_dir, project_run.work_dir, '--legend', 'toy mix',
                                  'json synthetic', '--smooth', '0', '--out-dir', str(tmp_path)])
     assert {row['run'] for row in result['summary']} == {'toy mix', 'json synthetic'}
     # The project run has no validation, so the union of the groups is the toy run's.
@@ -119,8 +111,8 @@ def test_several_runs_are_overlaid_with_their_legend(run, tmp_path_factory, tmp_
     assert by_run['toy mix'] == pytest.approx(0.5) and by_run['json synthetic'] < 0.5  # the ramp hook
 
 
-def test_work_dir_sessions_are_joined_and_test_sessions_left_out(run, tmp_path):
-    records = raw_records(run.scalars)
+def test_work_dir_sessions_are_joined_and_test_sessions_left_out(toy_run, tmp_path):
+    records = raw_records(toy_run.scalars)
     work = tmp_path / 'work'
     first, second, test = (work / name / 'vis_data' for name in ('20240101_000000', '20240101_010000',
                                                                    '20240101_020000'))
@@ -161,7 +153,7 @@ def test_key_classification():
     assert vis_train_log.metric_family('coco/bbox_mAP') == ('coco/bbox_mAP', None)
 
 
-def test_bad_inputs_name_the_problem(run, tmp_path):
+def test_bad_inputs_name_the_problem(toy_run, tmp_path):
     with pytest.raises(FileNotFoundError, match='no such file or folder'):
         vis_train_log.main(['--log-file', str(tmp_path / 'missing')])
     with pytest.raises(FileNotFoundError, match='vis_data'):
@@ -171,22 +163,22 @@ def test_bad_inputs_name_the_problem(run, tmp_path):
     with pytest.raises(ValueError, match='no scalar records'):
         vis_train_log.main(['--log-file', str(empty)])
     with pytest.raises(ValueError, match='one name per --log-file'):
-        vis_train_log.main(['--log-file', run.scalars, '--legend', 'a', 'b'])
+        vis_train_log.main(['--log-file', toy_run.scalars, '--legend', 'a', 'b'])
     with pytest.raises(ValueError, match='--smooth'):
-        vis_train_log.main(['--log-file', run.scalars, '--smooth', '1'])
+        vis_train_log.main(['--log-file', toy_run.scalars, '--smooth', '1'])
 
 
-def test_default_output_folder_is_beside_the_log(run):
-    assert vis_train_log.default_out_dir(run.scalars) == osp.join(osp.dirname(run.scalars), 'vis_train_log')
-    assert vis_train_log.default_out_dir(run.work_dir) == osp.join(run.work_dir, 'vis_train_log')
+def test_default_output_folder_is_beside_the_log(toy_run):
+    assert vis_train_log.default_out_dir(toy_run.scalars) == osp.join(osp.dirname(toy_run.scalars), 'vis_train_log')
+    assert vis_train_log.default_out_dir(toy_run.work_dir) == osp.join(toy_run.work_dir, 'vis_train_log')
 
 
-def test_text_log_of_a_session_reads_its_scalars(run, tmp_path):
+def test_text_log_of_a_session_reads_its_scalars(toy_run, tmp_path):
     """``--log-file WORK_DIR/<ts>/<ts>.log``, as the original README passes it."""
-    session = osp.dirname(osp.dirname(run.scalars))
+    session = osp.dirname(osp.dirname(toy_run.scalars))
     text_log = osp.join(session, osp.basename(session) + '.log')
     assert osp.isfile(text_log)
-    assert vis_train_log.find_scalar_logs(text_log) == [run.scalars]
+    assert vis_train_log.find_scalar_logs(text_log) == [toy_run.scalars]
     result = vis_train_log.main(['--log-file', text_log, '--out-dir', str(tmp_path)])
     rows = {(row['kind'], row['key']): row for row in result['summary']}
     assert rows[('train', 'loss')]['last_iter'] == TRAIN_ITERS

@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 
 from speaq_mm.visualization import GUTTER_COLOUR, SGGLocalVisualizer, select_triplets
 from speaq_mm.visualization.scene_graph_visualizer import GUTTER_WIDTH, compact_graph, label_positions
-from tests.tools_fixtures import NUM_TEST_IMAGES, assert_drawing, panel_grid, read_png, toy_run
+from tests.tools_fixtures import NUM_TEST_IMAGES, assert_drawing, panel_grid, read_png
 
 CLASSES = ('circle', 'cross', 'diamond', 'square', 'star', 'triangle')
 PREDICATES = ('above', 'below', 'left of', 'near', 'on', 'right of')
@@ -52,9 +52,8 @@ def toy_image():
     return image
 
 
-def test_show_dir_of_tools_test_holds_a_gt_and_a_prediction_row_per_image(tmp_path_factory):
-    run = toy_run(tmp_path_factory)
-    drawings = sorted(glob.glob(osp.join(run.show_dir, '*.png')))
+def test_show_dir_of_tools_test_holds_a_gt_and_a_prediction_row_per_image(toy_run):
+    drawings = sorted(glob.glob(osp.join(toy_run.show_dir, '*.png')))
     assert len(drawings) == NUM_TEST_IMAGES  # the toy test images are .jpg; drawings are written as .png
     for path in drawings:
         drawing = read_png(path)
@@ -62,7 +61,7 @@ def test_show_dir_of_tools_test_holds_a_gt_and_a_prediction_row_per_image(tmp_pa
         # 128 px images are enlarged to the 400 px minimum row height; graph panels are square.
         assert drawing.shape == (2 * 400 + GUTTER_WIDTH, 2 * 400 + GUTTER_WIDTH, 3)
         assert panel_grid(drawing, GUTTER_COLOUR) == (2, 2)
-        source = mmcv.imread(osp.join(run.real_root, 'VG_100K', osp.basename(path)[:-4] + '.jpg'),
+        source = mmcv.imread(osp.join(toy_run.real_root, 'VG_100K', osp.basename(path)[:-4] + '.jpg'),
                              channel_order='rgb')
         panel = mmcv.imresize(drawing[:400, :400], (128, 128)).astype(np.float64)
         # The image panel is the test image (with boxes on top): strongly correlated with it.

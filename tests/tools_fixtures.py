@@ -1,17 +1,20 @@
-"""Shared inputs for the tools tests: real output of our own code, made once per test session.
+"""Shared inputs for the tools tests: real output of our own code.
 
-``toy_run()`` generates small toy real/synthetic datasets, trains the `make demo` recipe
+``make_toy_run()`` generates small toy real/synthetic datasets, trains the `make demo` recipe
 (``configs/toy/speaq_tiny_toy_mix.py``) for a few iterations with validation, and tests the last checkpoint
-with ``tools/test.py --out --show-dir`` drawing through ``SGGLocalVisualizer``. ``project_run()``
+with ``tools/test.py --out --show-dir`` drawing through ``SGGLocalVisualizer``. ``make_project_run()``
 converts a synthetic scene graph JSON set with the project's tools and trains and tests
-``projects/SyntheticMix``'s config on it. Both are memoised, so every test module shares one of each.
-``panel_grid()`` and ``figure_panels()`` count the panels of drawings and of matplotlib figures.
+``projects/SyntheticMix``'s config on it. The session fixtures ``toy_run`` and ``project_run``
+(tests/conftest.py) make each once per test session. ``panel_grid()`` and ``figure_panels()`` count the panels
+of drawings and of matplotlib figures.
 """
 import contextlib
 import glob
+import hashlib
+import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -28,8 +31,6 @@ NUM_VAL_IMAGES = 8
 NUM_TEST_IMAGES = 6
 PROJECT_ITERS = 4
 from speaq_mm.visualization.figure_style import FIGURE_BACKGROUND_RGB as FIGURE_BACKGROUND  # noqa: E402
-
-_CACHE: Dict[str, object] = {}
 
 
 @contextlib.contextmanager
@@ -99,7 +100,8 @@ class ToyRun:
     show_dir: str
 
 
-def _make_toy_run(root: str) -> ToyRun:
+def make_toy_run(root: str) -> ToyRun:
+    """Make the toy run under ``root`` (the ``toy_run`` session fixture calls it once)."""
     import speaq_mm.visualization  # noqa: F401  (until speaq_mm imports it itself)
     from speaq_mm.datasets.toy_scenes import make_toy_scenes
     from speaq_mm.engine import build_runner, load_run_config
@@ -144,13 +146,6 @@ def _make_toy_run(root: str) -> ToyRun:
                   show_dir=show_dirs[-1] if show_dirs else '')
 
 
-def toy_run(tmp_path_factory) -> ToyRun:
-    """The shared toy run (made on first use)."""
-    if 'toy_run' not in _CACHE:
-        _CACHE['toy_run'] = _make_toy_run(str(tmp_path_factory.mktemp('toy_run')))
-    return _CACHE['toy_run']
-
-
 @dataclass
 class ProjectRun:
     """Paths of the SyntheticMix project run (converted JSON set mixed with the toy real scenes)."""
@@ -167,7 +162,8 @@ class ProjectRun:
     defects: dict
 
 
-def _make_project_run(root: str, run: ToyRun) -> ProjectRun:
+def make_project_run(root: str, run: ToyRun) -> ProjectRun:
+    """Make the project run under ``root``, on the real data of ``run`` (the ``project_run`` fixture)."""
     from speaq_mm.engine import build_runner, load_run_config
     made = load_tool('projects/SyntheticMix/tools/make_synthetic_json.py').make_synthetic_json(
         osp.join(root, 'generated'), num_images=16, seed=5, defects=2)
@@ -203,12 +199,27 @@ def _make_project_run(root: str, run: ToyRun) -> ProjectRun:
                       metrics_json=osp.join(test_dir, 'metrics.json'), defects=made['defects'])
 
 
-def project_run(tmp_path_factory) -> ProjectRun:
-    """The shared project run (made on first use, after the toy run whose real data it reuses)."""
-    if 'project_run' not in _CACHE:
-        run = toy_run(tmp_path_factory)
-        _CACHE['project_run'] = _make_project_run(str(tmp_path_factory.mktemp('project_run')), run)
-    return _CACHE['project_run']
+def fabricate(kind, seed=0):
+    """Random tensors with the names and shapes of a reference (detectron2) checkpoint of ``kind``, in the
+    reference order (``tools/model_converters/speaq_d2_to_mm.py``'s layout)."""
+    gen = torch.Generator().manual_seed(seed)
+    layout = load_tool('tools/model_converters/speaq_d2_to_mm.py').reference_layout(kind)
+    return {key: torch.randn(shape, generator=gen) for key, shape in layout.items()}
+
+
+def snapshot(folder):
+    """relative path -> sha256 of every file under ``folder`` (symlinks by their target)."""
+    digests = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = osp.join(root, name)
+            key = osp.relpath(path, folder)
+            if osp.islink(path):
+                digests[key] = 'link:' + os.readlink(path)
+            else:
+                with open(path, 'rb') as file:
+                    digests[key] = hashlib.sha256(file.read()).hexdigest()
+    return digests
 
 
 # ----------------------------------------------------------------------------------------------------------

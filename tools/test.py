@@ -2,8 +2,6 @@
 import argparse
 import os
 
-from mmengine.config import DictAction
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a scene graph model.')
@@ -13,16 +11,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', metavar='FILE.pkl',
                         help='also write the per-image predictions (docs/evaluation.md) and FILE_metrics.json')
     parser.add_argument('--show-dir', help='draw predictions into this folder (inside the work dir)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys, e.g. test_dataloader.batch_size=4')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='how the processes were started (tools/dist_test.sh sets pytorch)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
-    from speaq_mm.utils import add_trust_argument
-    add_trust_argument(parser)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    from speaq_mm.engine import add_runner_arguments, parse_runner_arguments
+    add_runner_arguments(parser, 'test_dataloader.batch_size=4', 'tools/dist_test.sh')
+    return parse_runner_arguments(parser, argv)
 
 
 def main(argv=None):

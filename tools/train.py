@@ -1,8 +1,5 @@
 """Train a speaq_mm model from a config: ``python tools/train.py CONFIG [options]``."""
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -17,16 +14,9 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual global batch (auto_scale_lr in the config)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys, e.g. train_dataloader.batch_size=4 "key=[a,b]"')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='how the processes were started (tools/dist_train.sh sets pytorch)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
-    from speaq_mm.utils import add_trust_argument
-    add_trust_argument(parser)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    from speaq_mm.engine import add_runner_arguments, parse_runner_arguments
+    add_runner_arguments(parser, 'train_dataloader.batch_size=4 "key=[a,b]"', 'tools/dist_train.sh')
+    return parse_runner_arguments(parser, argv)
 
 
 def main(argv=None):

@@ -6,11 +6,16 @@ style with seed 0 and synthetic style with seed 1, as docs/getting_started.md wr
 config for at most ``minutes`` or ``max_iters``, evaluates the toy *test* split every ``val_interval``
 iterations and at the end, and writes ``metrics.json``, ``learning_curve.png`` and ``loss_curve.png``.
 """
-import argparse
+import math
 import os
 import os.path as osp
 import time
+from collections import Counter
 
+from mmengine.hooks import Hook
+
+from ..datasets.toy_scenes import make_toy_scenes
+from ..engine import build_runner, load_run_config
 from ..utils.atomic_io import atomic_dump
 
 # What the toy configs read (configs/_base_/datasets/toy_real.py and toy_synthetic.py).
@@ -20,7 +25,6 @@ TOY_DATASETS = (('toy_real', 'real', 0), ('toy_synthetic', 'synthetic', 1))
 def ensure_toy_data(data_dir, num_train, num_test, log=print):
     """Generate ``data_dir``/toy_real and toy_synthetic (VG layout, where the toy configs look) unless they
     already exist."""
-    from ..datasets.toy_scenes import make_toy_scenes
     for name, style, seed in TOY_DATASETS:
         out_dir = osp.join(data_dir, name)
         if osp.isfile(osp.join(out_dir, 'VG-SGG-with-attri.h5')):
@@ -43,68 +47,81 @@ def toy_data_options(data_dir):
     }
 
 
-def _hook_base():
-    from mmengine.hooks import Hook
-    return Hook
+def toy_param_scheduler(max_iters, decay_at=0.8, gamma=0.1):
+    """The toy run's learning-rate schedule: mmengine's ``MultiStepLR`` multiplying the rate by ``gamma`` from
+    the first iteration after ``decay_at`` of ``max_iters`` have been trained (iteration ``ceil(decay_at *
+    max_iters)``, 0-based); `ToyProgressHook` brings that milestone forward when the time budget runs out
+    first."""
+    milestone = math.ceil(decay_at * max_iters)
+    while milestone > 1 and (milestone - 1) / max_iters >= decay_at:  # float rounding of decay_at * max_iters
+        milestone -= 1
+    return [dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[milestone], gamma=gamma)]
 
 
-def make_progress_hook(minutes, log, decay_at=0.8, gamma=0.1):
-    """A hook that prints progress with an ETA, records validation metrics, lowers the learning rate by
-    ``gamma`` once ``decay_at`` of the iteration or the time budget is used (whichever comes first: a
-    time-limited run still gets the schedule's final low-lr phase) and stops at the time budget."""
+class ToyProgressHook(Hook):
+    """Print progress with an ETA, record validation metrics and training losses, and stop at the time budget.
 
-    class ToyProgressHook(_hook_base()):
-        priority = 'LOW'
+    A time-limited run still gets the schedule's final low-lr phase: once ``decay_at`` of the time budget is
+    used, the hook moves the milestone of the run's ``MultiStepLR`` (`toy_param_scheduler`) to the next
+    iteration, unless the rate has dropped already. It runs before ``ParamSchedulerHook`` (priority LOW), which
+    then applies the drop to that next iteration exactly as an iteration milestone would be.
+    """
 
-        def __init__(self):
-            self.start = None
-            self.curve = []
-            self.losses = []
-            self.train_seconds = 0.0
-            self.decayed = False
+    priority = 'NORMAL'
 
-        def before_train(self, runner):
-            self.start = time.perf_counter()
+    def __init__(self, minutes, log=print, decay_at=0.8):
+        self.minutes = minutes
+        self.log = log
+        self.decay_at = decay_at
+        self.start = None
+        self.curve = []
+        self.losses = []
+        self.train_seconds = 0.0
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            elapsed = time.perf_counter() - self.start
-            done, total = runner.iter + 1, runner.max_iters
-            value = (outputs or {}).get('loss', float('nan'))
-            loss = float(value.detach() if hasattr(value, 'detach') else value)
-            self.losses.append((done, loss))
-            if done % 20 == 0 or done == total:
-                eta = elapsed / done * (total - done)
-                log(f'[train] iter {done}/{total}  loss {loss:.3f}  {elapsed / done:.2f} s/iter  '
-                    f'elapsed {elapsed / 60:.1f} min  eta {eta / 60:.1f} min')
-            if not self.decayed and max(done / total, elapsed / (minutes * 60)) >= decay_at:
-                self.decayed = True
-                for group in runner.optim_wrapper.optimizer.param_groups:
-                    group['lr'] *= gamma
-                log(f'[train] learning rate x{gamma} at iteration {done} ({elapsed / 60:.1f} min)')
-            if elapsed > minutes * 60 and not runner.train_loop.stop_training:
-                log(f'[train] time budget of {minutes} min reached at iteration {done}; stopping')
-                runner.train_loop.stop_training = True
+    def before_train(self, runner):
+        """Start the clock."""
+        self.start = time.perf_counter()
 
-        def after_val_epoch(self, runner, metrics=None):
-            values = {key.split('/')[-1]: float(value) for key, value in (metrics or {}).items()
-                      if isinstance(value, (int, float))}
-            self.curve.append(dict(iter=runner.iter, **values))
-            log(f'[val] iter {runner.iter}: R@50 {values.get("R@50", float("nan")):.3f}  '
-                f'mR@50 {values.get("mR@50", float("nan")):.3f}')
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        """Record the loss, print progress, move the lr milestone and stop at the time budget."""
+        elapsed = time.perf_counter() - self.start
+        done, total = runner.iter + 1, runner.max_iters
+        value = (outputs or {}).get('loss', float('nan'))
+        loss = float(value.detach() if hasattr(value, 'detach') else value)
+        self.losses.append((done, loss))
+        if done % 20 == 0 or done == total:
+            eta = elapsed / done * (total - done)
+            self.log(f'[train] iter {done}/{total}  loss {loss:.3f}  {elapsed / done:.2f} s/iter  '
+                     f'elapsed {elapsed / 60:.1f} min  eta {eta / 60:.1f} min')
+        scheduler, = runner.param_schedulers
+        if elapsed / (self.minutes * 60) >= self.decay_at and min(scheduler.milestones) > done:
+            scheduler.milestones = Counter([done])
+            self.log(f'[train] learning rate x{scheduler.gamma} from iteration {done} ({elapsed / 60:.1f} min, '
+                     f'{self.decay_at:.0%} of the time budget)')
+        if elapsed > self.minutes * 60 and not runner.train_loop.stop_training:
+            self.log(f'[train] time budget of {self.minutes} min reached at iteration {done}; stopping')
+            runner.train_loop.stop_training = True
 
-        def after_train(self, runner):
-            self.train_seconds = time.perf_counter() - self.start
+    def after_val_epoch(self, runner, metrics=None):
+        """Record the validation metrics of the learning curve."""
+        values = {key.split('/')[-1]: float(value) for key, value in (metrics or {}).items()
+                  if isinstance(value, (int, float))}
+        self.curve.append(dict(iter=runner.iter, **values))
+        self.log(f'[val] iter {runner.iter}: R@50 {values.get("R@50", float("nan")):.3f}  '
+                 f'mR@50 {values.get("mR@50", float("nan")):.3f}')
 
-    return ToyProgressHook()
+    def after_train(self, runner):
+        """Stop the clock."""
+        self.train_seconds = time.perf_counter() - self.start
 
 
 def build_toy_runner(config, work_dir, max_iters, val_interval, progress_hook, cfg_options=None):
-    """A Runner for ``config`` that validates on the toy test split and trains for ``max_iters``."""
-    from ..engine import build_runner, load_run_config
+    """A Runner for ``config`` that validates on the toy test split and trains for ``max_iters`` under
+    `toy_param_scheduler`."""
     cfg = load_run_config(config, cfg_options, work_dir)
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = val_interval
-    cfg.param_scheduler = None  # the progress hook lowers the lr at 80% of the iteration or time budget
+    cfg.param_scheduler = toy_param_scheduler(max_iters)
     cfg.default_hooks.checkpoint.interval = max_iters
     # The curve is measured on the test split (the toy val split is a small carve-out of train).
     cfg.val_dataloader = cfg.test_dataloader
@@ -155,7 +172,7 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
     """Generate data, train within the budget, test, plot, and write ``metrics.json``; return its content."""
     os.makedirs(work_dir, exist_ok=True)
     ensure_toy_data(data_dir, num_train, num_test, log)
-    hook = make_progress_hook(minutes, log)
+    hook = ToyProgressHook(minutes, log)
     options = dict(toy_data_options(data_dir), **(cfg_options or {}))
     runner = build_toy_runner(config, work_dir, max_iters, val_interval, hook, options)
     runner.train()
@@ -174,30 +191,3 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
                   log=osp.join(runner.log_dir, f'{runner.timestamp}.log'), **plots)
     atomic_dump(result, osp.join(work_dir, 'metrics.json'))
     return result
-
-
-def run_command_line(argv, description, repo, work_dir, minutes, max_iters, val_interval):
-    """Parse the options shared by ``tools/demo.py`` and ``tools/benchmarks/toy_convergence.py`` (with the
-    caller's defaults; paths default to places inside the checkout ``repo``) and run :func:`train_and_evaluate`.
-
-    Returns:
-        tuple: the parsed options, the ``metrics.json`` content and the total minutes taken.
-    """
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--config', default=osp.join(repo, 'configs', 'toy', 'speaq_tiny_toy_mix.py'))
-    parser.add_argument('--work-dir', default=osp.join(repo, 'work_dirs', work_dir))
-    parser.add_argument('--minutes', type=float, default=minutes, help='training time budget')
-    parser.add_argument('--max-iters', type=int, default=max_iters, help='iteration budget (the lr drops at 80%%)')
-    parser.add_argument('--val-interval', type=int, default=val_interval,
-                        help='test-split evaluation every N iterations')
-    parser.add_argument('--data-dir', default=osp.join(repo, 'data'), help='holds (or receives) toy_real and '
-                        'toy_synthetic')
-    parser.add_argument('--num-train', type=int, default=2000,
-                        help='train images per toy dataset when generated')
-    parser.add_argument('--num-test', type=int, default=300,
-                        help='test images per toy dataset when generated')
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    result = train_and_evaluate(args.config, args.work_dir, args.minutes, args.max_iters, args.val_interval,
-                                args.data_dir, args.num_train, args.num_test)
-    return args, result, (time.perf_counter() - start) / 60

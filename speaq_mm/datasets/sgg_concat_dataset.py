@@ -61,9 +61,10 @@ class SGGConcatDataset(ConcatDataset):
     """mmengine's ConcatDataset with per-source sample weights, whose metainfo statistics combine the sources
     named in ``statistics_sources``.
 
-    ``sample_weights`` sets the ``sample_weight`` of every sample of a source (copied into its metainfo; every
-    loss term of the sample is multiplied by it, docs/model.md); sources it does not name keep their
-    dataset's own ``sample_weight`` (1.0 unless the dataset sets another).
+    ``sample_weights`` is the one way to set the ``sample_weight`` of the samples of a source (every loss term of a
+    sample is multiplied by it, docs/multi_dataset.md): it is written into that source's dataset, whose records
+    carry it to the packed sample's metainfo. Sources it does not name train at 1.0, as a dataset trained on its
+    own does.
 
     The vocabulary (``classes``, ``predicates``) must still match across sources; the statistics keys
     (``speaq_mm.datasets.vg_format.STATISTICS_KEYS``) may differ and are replaced, in ``metainfo``, by
@@ -93,7 +94,7 @@ class SGGConcatDataset(ConcatDataset):
         self._apply_sample_weights()
 
     def _apply_sample_weights(self):
-        """Give every sub-dataset of a source named in ``sample_weights`` that weight."""
+        """Give every sub-dataset of a source named in ``sample_weights`` that weight (its records read it)."""
         names = source_names(self)
         unknown = sorted(set(self.sample_weights) - set(names))
         if unknown:

@@ -46,10 +46,14 @@ class VGH5Dataset(BaseDetDataset):
         skip_image_ids (Sequence): json image ids dropped when the json is longer than the h5.
         with_statistics (bool): compute the train-split statistics into the metainfo.
         source (str): name of the data source copied into every record (e.g. ``'real'``, ``'synthetic'``).
-        sample_weight (float): per-sample loss weight copied into every record.
+
+    Every record also carries the dataset's ``sample_weight``, the loss weight of its samples: 1.0, unless
+    ``SGGConcatDataset(sample_weights=...)`` gives the dataset's source another (the one way to set it,
+    docs/multi_dataset.md).
     """
 
     METAINFO = dict(classes=(), predicates=())
+    sample_weight = 1.0
 
     def __init__(self,
                  ann_file: str = VG_FILE_NAMES['ann_file'],
@@ -67,7 +71,6 @@ class VGH5Dataset(BaseDetDataset):
                  skip_image_ids: Sequence[Union[int, str]] = VG_CORRUPTED_IMAGE_IDS,
                  with_statistics: bool = True,
                  source: str = 'real',
-                 sample_weight: float = 1.0,
                  lazy_init: bool = False,
                  **kwargs) -> None:
         if split not in SPLITS:
@@ -76,6 +79,9 @@ class VGH5Dataset(BaseDetDataset):
             raise ValueError(f'VGH5Dataset: box_decode must be one of {BOX_DECODES}, got {box_decode!r}')
         if not isinstance(num_val_images, int) or num_val_images < 0:
             raise ValueError(f'VGH5Dataset: num_val_images must be an int >= 0, got {num_val_images!r}')
+        if 'sample_weight' in kwargs:
+            raise TypeError('VGH5Dataset: sample_weight is not a dataset argument; set it per source with '
+                            'SGGConcatDataset(sample_weights=dict(<source>=<weight>)) (docs/multi_dataset.md)')
         reject_unknown_kwargs(type(self).__name__, BaseDetDataset, kwargs)
         if kwargs.get('filter_cfg'):
             raise ValueError('VGH5Dataset: filter_cfg is not supported; use filter_empty_rels / '
@@ -95,7 +101,6 @@ class VGH5Dataset(BaseDetDataset):
         self.skip_image_ids = tuple(skip_image_ids)
         self.with_statistics = with_statistics
         self.source = str(source)
-        self.sample_weight = float(sample_weight)
         self._view: Optional[SplitView] = None
         # mmengine joins data_root with ann_file and data_prefix; the two json files follow the same rule.
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, lazy_init=True, **kwargs)

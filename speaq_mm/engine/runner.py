@@ -1,12 +1,15 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: reading a config and building its Runner."""
+import argparse
 import difflib
 import glob
+import os
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..utils import add_trust_argument
 from .mmengine_compat import drop_disabled_default_hooks, prepare_launch
 
 # The top-level keys mmengine's Runner (and speaq_mm's tools) read. Any other top-level key of a config is a
@@ -17,6 +20,26 @@ RUNTIME_KEYS = frozenset((
     'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'load_from', 'resume', 'launcher',
     'env_cfg', 'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'custom_imports',
     'find_unused_parameters', 'model_wrapper_cfg', 'compile', 'strategy', 'runner_type', 'cfg'))
+
+
+def add_runner_arguments(parser, override_example, launch_script):
+    """Add the options of every tool that builds a Runner from a config: ``--cfg-options`` (its help shows
+    ``override_example``), ``--launcher`` (``launch_script`` sets ``pytorch``), ``--local-rank`` (older
+    launchers pass it) and ``--trust-pickle``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help=f'override config keys, e.g. {override_example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help=f'how the processes were started ({launch_script} sets pytorch)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_trust_argument(parser)
+
+
+def parse_runner_arguments(parser, argv=None):
+    """Parse the arguments of a parser with `add_runner_arguments`; ``--local-rank`` becomes ``LOCAL_RANK``
+    unless the launcher set it."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def read_config(config_path, cfg_options=None):

@@ -19,7 +19,7 @@ def random_batch(batch, height, width, objects, relations, num_classes, num_pred
         offsets = torch.randint(1, objects, (relations,), generator=gen)
         sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
                                              batch_input_shape=(height, width), img_path=f'random{index}.jpg',
-                                             scale_factor=(1.0, 1.0)))
+                                             scale_factor=(1.0, 1.0), sample_weight=1.0))
         sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, num_classes, (objects,),
                                                                                generator=gen))
         predicates = torch.randint(0, num_predicates, (relations,), generator=gen)

@@ -10,25 +10,27 @@ for at most ``--minutes`` of wall time or ``--max-iters`` iterations, evaluates 
 
     python tools/benchmarks/toy_convergence.py                  # <= 60 minutes, work_dirs/toy_convergence
 
-``tools/demo.py`` runs the same code (``speaq_mm.apis.toy_demo``) with a shorter budget.
+It is ``tools/demo.py`` (same options and code, ``speaq_mm.apis.toy_demo``) with a longer budget.
 """
-import os
+import importlib.util
 import os.path as osp
-
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other processes, spinning threads of
-# two busy processes slowed a training step 4-6x in our measurements (docs/benchmarks.md). Set before torch
-# loads its OpenMP runtime.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
-
-from speaq_mm.apis.toy_demo import run_command_line  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def _demo_tool():
+    """tools/demo.py, whose options and run this benchmark shares (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('speaq_demo_tool', osp.join(REPO, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # sets OMP_WAIT_POLICY=PASSIVE before torch loads, as the demo does
+    return module
+
+
 def main(argv=None):
     """Run the benchmark and print the final metrics."""
-    args, result, minutes = run_command_line(argv, __doc__, REPO, 'toy_convergence', minutes=55.0, max_iters=6000,
-                                             val_interval=500)
+    demo = _demo_tool()
+    args = demo.parse_args(argv, __doc__, 'toy_convergence', minutes=55.0, max_iters=6000, val_interval=500)
+    result, minutes = demo.run(args)
     print(f'R@50 {result["R@50"]:.3f}, mR@50 {result["mR@50"]:.3f} after {result["iterations"]} iterations '
           f'({result["seconds_per_iteration"]:.2f} s/iter); total {minutes:.1f} min; '
           f'{osp.join(args.work_dir, "metrics.json")}')

@@ -36,6 +36,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from ..seeded_draws import seeded_batch
+from ..sgg_concat_dataset import source_names
 
 RATIO_KEY = 'train_dataloader.batch_sampler.source_ratio'
 
@@ -46,7 +47,6 @@ def ratios_by_source(source_ratio, dataset):
     Every source needs a ratio (0 leaves it out) and every name must be a source of the dataset, so a typo
     can never silently drop a source or leave a ratio unused.
     """
-    from ..sgg_concat_dataset import source_names  # imported here: that module imports the datasets package
     names = source_names(dataset)
     if len(set(names)) != len(names):
         raise ValueError(f'{RATIO_KEY} is keyed by source name, but the datasets share names: {names}; give '

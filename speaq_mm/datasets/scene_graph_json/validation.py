@@ -49,6 +49,9 @@ from collections import Counter, OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
+
+from ..vg_format import PLAIN_IMAGE_ID, read_vg_dicts
 
 SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
 BBOX_FORMATS = ('xyxy', 'xywh')
@@ -194,7 +197,6 @@ def resolve_vocabulary(data: dict, vocab_file: Optional[str], path: str) -> Tupl
     """(classes, predicates, where they came from): ``--vocab``, then the JSON's lists, then the sorted names
     found in the file."""
     if vocab_file:
-        from ..vg_format import read_vg_dicts
         classes, predicates = read_vg_dicts(vocab_file)
         return classes, predicates, f'--vocab {vocab_file}'
     if data.get('classes') and data.get('predicates'):
@@ -215,14 +217,12 @@ def resolve_vocabulary(data: dict, vocab_file: Optional[str], path: str) -> Tupl
 
 
 def _image_size(file_path: str) -> Tuple[int, int]:
-    from PIL import Image
     with Image.open(file_path) as image:
         return image.size
 
 
 def _valid_id(value) -> bool:
     """The ids ``VGH5Dataset`` accepts (``PLAIN_IMAGE_ID``): they name files inside the image folder."""
-    from ..vg_format import PLAIN_IMAGE_ID
     return type(value) is int or (isinstance(value, str) and PLAIN_IMAGE_ID.fullmatch(value) is not None)
 
 

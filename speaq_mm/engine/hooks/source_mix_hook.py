@@ -5,6 +5,7 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from speaq_mm.datasets import source_names
+from speaq_mm.models.utils import read_sample_weight
 
 
 @HOOKS.register_module()
@@ -39,15 +40,15 @@ class SGGSourceMixHook(Hook):
         tallies = torch.zeros(2 * num_sources, dtype=torch.float64)
         for sample in data_batch['data_samples']:
             meta = sample.metainfo
-            if 'source' not in meta or 'sample_weight' not in meta:
-                raise KeyError('SGGSourceMixHook: a training sample has no "source"/"sample_weight" metainfo; the '
-                               'packing transform must keep both (meta_keys of SGGPackInputs)')
+            if 'source' not in meta:
+                raise KeyError('SGGSourceMixHook: a training sample has no "source" metainfo; the packing '
+                               'transform must keep it (meta_keys of SGGPackInputs)')
             if meta['source'] not in self._sources:
                 raise KeyError(f'SGGSourceMixHook: sample source "{meta["source"]}" is not one of the training '
                                f'sources {self._sources}')
             index = self._sources.index(meta['source'])
             tallies[index] += 1
-            tallies[num_sources + index] += float(meta['sample_weight'])
+            tallies[num_sources + index] += read_sample_weight(sample)
         all_reduce(tallies)
         counts, weight_sums = tallies[:num_sources], tallies[num_sources:]
         for name, count, weight_sum in zip(self._sources, counts.tolist(), weight_sums.tolist()):

@@ -81,17 +81,13 @@ class SpeaQDetector(DetectionTransformer):
         self.decoder.zero_init_residual_branches()
 
     def set_train_statistics(self, metainfo, origin='train dataset metainfo'):
-        """Take the train split's statistics (``fg_rel_count``, and ``classes``/``predicates`` to check the
-        model's sizes) from a dataset metainfo dict; ``origin`` names the dataset in errors."""
-        head = self.bbox_head
-        for key, expected in (('classes', head.num_entity_classes), ('predicates', head.num_predicates)):
-            if key in metainfo and len(metainfo[key]) != expected:
-                raise ValueError(f'{origin}: {len(metainfo[key])} {key} but the model predicts {expected} '
-                                 f'(set num_entity_classes / num_predicates of the head to match)')
+        """Take the train split's statistics (``fg_rel_count``) from a dataset metainfo dict; ``origin`` names
+        the dataset in errors. (Whether the model's class and predicate counts fit the dataset is
+        ``SpeaQVocabularyCheckHook``'s check, before training, validation and testing.)"""
         if 'fg_rel_count' not in metainfo:
             raise KeyError(f'{origin} has no fg_rel_count (per-predicate counts of the train split, '
                            'docs/structures.md)')
-        head.set_train_statistics(metainfo['fg_rel_count'], f"{origin} ['fg_rel_count']")
+        self.bbox_head.set_train_statistics(metainfo['fg_rel_count'], f"{origin} ['fg_rel_count']")
 
     def pre_transformer(self, img_feats, batch_data_samples):
         """Flatten the last feature map and build its padding mask and sine positional encoding."""

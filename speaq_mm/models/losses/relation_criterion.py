@@ -18,7 +18,6 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule
 
-from ..task_modules.predicate_groups import validate_predicate_counts
 from ..utils.relation_structures import device_vector
 
 MATCH_NORMALISERS = ('mean_over_processes', 'per_micro_batch')
@@ -60,8 +59,9 @@ class SpeaQRelationCriterion(BaseModule):
         entity_cls_weight (float): weight of the subject and object cross-entropies.
         predicate_cls_weight (float): weight of the predicate cross-entropy.
         no_object_weight (float): class weight of no-object in the entity cross-entropies.
-        reweight_predicates (bool): use the frequency-based predicate weights of docs/model.md, "Criterion" (needs
-            `set_predicate_counts`); otherwise every predicate weighs 1.
+        reweight_predicates (bool): use the frequency-based predicate weights of docs/model.md, "Criterion" (set
+            by `set_predicate_counts`, which the head calls with the train split's counts); otherwise every
+            predicate weighs 1.
         oversample_param (float): alpha of the reweighting, >= 0.
         undersample_param (float): U (twice beta) of the reweighting, >= 0.
         no_relation_weight (float): class weight of no-relation, > 0.
@@ -127,16 +127,19 @@ class SpeaQRelationCriterion(BaseModule):
         # Not persistent: they follow the dataset statistics of each run rather than a checkpoint.
         self.register_buffer('entity_class_weights', entity_weights, persistent=False)
         self.register_buffer('predicate_class_weights', predicate_weights, persistent=False)
-        self.has_predicate_counts = not reweight_predicates
 
-    def set_predicate_counts(self, counts, origin='fg_rel_count'):
-        """Compute the predicate class weights from the train split's per-predicate counts."""
-        counts = validate_predicate_counts(counts, self.num_predicates, origin)
+    @property
+    def uses_predicate_counts(self):
+        """Whether the losses depend on the train split's predicate counts (`set_predicate_counts`)."""
+        return self.reweight_predicates
+
+    def set_predicate_counts(self, counts):
+        """Compute the predicate class weights from the train split's per-predicate counts, already checked
+        by ``validate_predicate_counts`` (the head does both, `SpeaQRelationHead.set_train_statistics`)."""
         if self.reweight_predicates:
             weights = predicate_class_weights(counts, self.oversample_param, self.undersample_param,
                                               self.no_relation_weight, self.class_weight_range)
             self.predicate_class_weights.copy_(weights)
-        self.has_predicate_counts = True
 
     def forward(self, predictions, targets, matches, with_logs=False):
         """Loss terms of one layer.
@@ -145,15 +148,16 @@ class SpeaQRelationCriterion(BaseModule):
             predictions (RelationPredictions): one layer, fields (B, Q, ...).
             targets (list[RelationTargets]): one per image.
             matches (list[tuple[Tensor, Tensor]]): per image (query indices, GT relation indices).
-            with_logs (bool): also return detached logging values (class errors and the relation losses
-                split per source), named without ``loss``.
+            with_logs (bool): also return detached logging values: the class errors, and the relation losses
+                split per source.
 
         Returns:
-            tuple[dict, dict]: weighted loss terms (``loss_*``), and logging values.
+            tuple[dict, dict, dict]: weighted loss terms (``loss_*``); class errors (``class_error_*``); the
+            unweighted relation terms of each source's images (``'<source>.relation_ce'``, ``_l1``,
+            ``_giou``). The last are keyed by user-chosen source names, so they must never enter the loss
+            dict, whose keys containing ``loss`` mmengine sums into the objective: the head logs them
+            through the message hub.
         """
-        if not self.has_predicate_counts:
-            raise RuntimeError('SpeaQRelationCriterion with reweight_predicates needs the train split '
-                               'statistics: call set_predicate_counts(fg_rel_count)')
         device = predictions.predicate_logits.device
         batch, num_queries = predictions.predicate_logits.shape[:2]
         image_index = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
@@ -179,7 +183,7 @@ class SpeaQRelationCriterion(BaseModule):
                          torch.cat([t.relation_boxes[g] for t, g in zip(targets, gt_index)]),
                          self.predicate_class_weights, self.predicate_cls_weight, 'loss_relation'),
         }
-        losses, logs = {}, {}
+        losses, logs, source_logs = {}, {}, {}
         for branch, branch_inputs in branches.items():
             logits, boxes, labels, target_boxes, class_weights, cls_weight, ce_name = branch_inputs
             background = logits.shape[-1] - 1
@@ -205,9 +209,10 @@ class SpeaQRelationCriterion(BaseModule):
                 logs[f'class_error_{branch}'] = (100 - accuracy(matched_logits, labels) if len(labels)
                                                  else logits.new_full((), 100.0))
                 continue
-            logs.update(self._split_by_source(targets, num_queries, image_index, class_weighted_nll.detach(),
-                                              class_weights[query_labels], l1.detach(), giou.detach()))
-        return losses, logs
+            source_logs.update(self._split_by_source(targets, num_queries, image_index,
+                                                     class_weighted_nll.detach(), class_weights[query_labels],
+                                                     l1.detach(), giou.detach()))
+        return losses, logs, source_logs
 
     def _num_matched(self, count, like):
         """The box terms' denominator: ``count`` matched pairs, averaged over the processes with

@@ -25,7 +25,6 @@ from ..utils.box_overlaps import bbox_overlaps
 from ..utils.relation_structures import (
     PaddedRelationTargets,
     RelationPredictions,
-    check_query_counts,
     pad_relation_targets,
 )
 from .predicate_groups import (
@@ -58,7 +57,7 @@ class SpeaQTripletMatcher:
     Args:
         num_predicates (int): P, predicates without the no-relation class.
         num_entity_queries (int): N_so subject/object query slots.
-        num_relation_queries (int): N_rel relation queries, a multiple of N_so.
+        num_relation_queries (int): N_rel relation queries, a multiple of N_so (checked by the detector).
         class_weight (float): weight of -p(class) summed over predicate, subject and object.
         bbox_weight (float): weight of the L1 distance of the relation, subject and object boxes.
         giou_weight (float): weight of -GIoU of the three boxes.
@@ -106,7 +105,6 @@ class SpeaQTripletMatcher:
             raise ValueError(f"group_counts must be 'train_statistics' or 'reference', got {group_counts!r}")
         if k < 1:
             raise ValueError(f'k must be >= 1, got {k}')
-        check_query_counts(num_entity_queries, num_relation_queries)
         self.num_predicates = num_predicates
         self.num_entity_queries = num_entity_queries
         self.num_relation_queries = num_relation_queries
@@ -130,14 +128,14 @@ class SpeaQTripletMatcher:
             self._set_layout(counts)
 
     @property
-    def needs_predicate_counts(self):
-        """Whether `set_predicate_counts` must be called before matching."""
-        return self.use_group_mask and self.group_layout is None
+    def uses_predicate_counts(self):
+        """Whether matching depends on the train split's predicate counts (`set_predicate_counts`)."""
+        return self.use_group_mask and self.group_counts == 'train_statistics'
 
-    def set_predicate_counts(self, counts, origin='fg_rel_count'):
-        """Build the group layout from the train split's predicate counts (ignored with the reference
-        table). ``origin`` names the counts' source in errors."""
-        counts = validate_predicate_counts(counts, self.num_predicates, origin)
+    def set_predicate_counts(self, counts):
+        """Build the group layout from the train split's predicate counts, already checked by
+        ``validate_predicate_counts`` (ignored with the reference table; the head does both,
+        `SpeaQRelationHead.set_train_statistics`)."""
         if self.group_counts == 'train_statistics':
             self._set_layout(counts)
 
@@ -164,9 +162,6 @@ class SpeaQTripletMatcher:
             predictions' device; a GT index appears once per copy it received), and the mean number of
             copies per GT relation for each layer, shape (L,), 0 for a batch without relations.
         """
-        if self.needs_predicate_counts:
-            raise RuntimeError('SpeaQTripletMatcher with use_group_mask needs the predicate groups: call '
-                               "set_predicate_counts(fg_rel_count) or use group_counts='reference'")
         padded = pad_relation_targets(targets)
         num_layers = predictions.num_layers
         if self.match_independent:

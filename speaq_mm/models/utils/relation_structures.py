@@ -79,6 +79,32 @@ def device_vector(values, like, dtype=None):
     return vector
 
 
+def read_sample_weight(data_sample):
+    """The loss weight of a packed sample: its ``sample_weight`` metainfo (docs/multi_dataset.md, "Sample
+    weights").
+
+    The weight is set in one place, ``SGGConcatDataset(sample_weights=...)`` per source, and a dataset trained
+    on its own gives its samples 1.0; the records carry it and ``SGGPackInputs`` keeps it in the metainfo. A
+    sample without one did not come that way (a custom dataset or ``meta_keys``), and guessing a weight for it
+    would train on another objective than the config says, so every reader (the model's targets here, the
+    source-mix log) refuses it with this same error.
+
+    Raises:
+        KeyError: no ``sample_weight`` in the metainfo; names the sample and its source.
+        ValueError: the weight is negative or not finite.
+    """
+    meta = data_sample.metainfo
+    img_path = meta.get('img_path', meta.get('img_id', '<unknown image>'))
+    if 'sample_weight' not in meta:
+        raise KeyError(f'{img_path} (source {meta.get("source")!r}) has no sample_weight in its metainfo: datasets '
+                       'give their records one (1.0, or the per-source value of SGGConcatDataset(sample_weights='
+                       '...)) and SGGPackInputs must keep it in meta_keys (docs/multi_dataset.md)')
+    sample_weight = float(meta['sample_weight'])
+    if not (sample_weight >= 0 and sample_weight < float('inf')):
+        raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got {sample_weight}')
+    return sample_weight
+
+
 def relation_centre_boxes(subject_xyxy, object_xyxy, img_w, img_h, min_size):
     """The relation box target: the box spanned by the subject and object centres, normalised cxcywh.
 
@@ -110,8 +136,8 @@ def build_batch_relation_targets(data_samples, min_box_size=1e-5):
     device (one host round trip per batch, not per image).
 
     Raises:
-        KeyError: a sample has no ``gt_relations``.
-        ValueError: a relation points outside ``gt_instances`` or a loss weight is negative or not finite.
+        KeyError: a sample has no ``gt_relations`` or no ``sample_weight`` (`read_sample_weight`).
+        ValueError: a relation points outside ``gt_instances`` or a sample weight is negative or not finite.
     """
     images = []
     for data_sample in data_samples:
@@ -123,10 +149,7 @@ def build_batch_relation_targets(data_samples, min_box_size=1e-5):
         pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
         if pairs.numel() and boxes.shape[0] == 0:
             raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, 0) of gt_instances')
-        sample_weight = float(data_sample.metainfo.get('sample_weight', 1.0))
-        if not (sample_weight >= 0 and sample_weight < float('inf')):
-            raise ValueError(f'{img_path}: metainfo sample_weight must be a finite number >= 0, got '
-                             f'{sample_weight}')
+        sample_weight = read_sample_weight(data_sample)
         widths = boxes[:, 2] - boxes[:, 0]
         heights = boxes[:, 3] - boxes[:, 1]
         usable = torch.isfinite(boxes).all(dim=1) & (widths > min_box_size) & (heights > min_box_size)

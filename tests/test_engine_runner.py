@@ -1,4 +1,6 @@
-"""The runtime plumbing: config inheritance, checkpoint save/resume on current torch, CPU launch settings."""
+"""speaq_mm/engine/runner.py and mmengine_compat.py, the runtime plumbing: config inheritance, checkpoint
+save/resume on current torch, CPU launch settings, the options the tools share."""
+import argparse
 import os
 import os.path as osp
 import subprocess
@@ -10,7 +12,14 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import speaq_mm  # noqa: F401  (registers the checkpoint loader)
-from speaq_mm.engine import build_runner, load_local_checkpoint, load_run_config, prepare_launch
+from speaq_mm.engine import (
+    add_runner_arguments,
+    build_runner,
+    load_local_checkpoint,
+    load_run_config,
+    parse_runner_arguments,
+    prepare_launch,
+)
 from tests.foundation_fixtures import REPO_ROOT, write_toy_config
 from tests.reliability_fixtures import free_port
 
@@ -127,3 +136,15 @@ def test_load_run_config_allows_new_keys_but_refuses_near_misses(tmp_path):
     assert load_run_config(path, cfg_options={'find_unused_parameters': True}).find_unused_parameters
     with pytest.raises(KeyError, match='train_cfgg.*did you mean "train_cfg"'):
         load_run_config(path, cfg_options={'train_cfgg.max_iters': 3})
+
+
+def test_runner_arguments_are_shared_by_the_tools(monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    parser = argparse.ArgumentParser()
+    add_runner_arguments(parser, 'train_dataloader.batch_size=4', 'tools/dist_train.sh')
+    args = parse_runner_arguments(parser, ['--cfg-options', 'a.b=1', '--launcher', 'pytorch', '--local_rank', '3',
+                                           '--trust-pickle', 'x.pth'])
+    assert (args.cfg_options, args.launcher, args.trust_pickle) == ({'a.b': 1}, 'pytorch', ['x.pth'])
+    assert os.environ['LOCAL_RANK'] == '3'
+    monkeypatch.setenv('LOCAL_RANK', '1')  # a launcher's value wins over --local-rank's default
+    assert parse_runner_arguments(parser, []).launcher == 'none' and os.environ['LOCAL_RANK'] == '1'
