@@ -44,6 +44,9 @@ class RelationTargets(NamedTuple):
     relation_boxes: Tensor  # (R, 4) normalised cxcywh centre-to-centre boxes
     sample_weight: float
     source: Optional[str]
+    # (R,) float loss weight of each relation (``gt_relations.weights``: pseudo-label confidences mapped by the
+    # dataset's relation_weight); None: every relation weighs 1.
+    relation_weights: Optional[Tensor] = None
 
 
 class PaddedRelationTargets(NamedTuple):
@@ -102,6 +105,12 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
     labels = data_sample.gt_instances.labels.long()
     pairs = data_sample.gt_relations.pairs.long().reshape(-1, 2)
     predicates = data_sample.gt_relations.labels.long().reshape(-1)
+    relation_weights = data_sample.gt_relations.get('weights')
+    if relation_weights is not None:
+        relation_weights = relation_weights.float().reshape(-1)
+        if relation_weights.shape[0] != pairs.shape[0] or not bool(
+                (torch.isfinite(relation_weights) & (relation_weights >= 0)).all()):
+            raise ValueError(f'{img_path}: gt_relations.weights must hold one finite weight >= 0 per relation')
     if pairs.numel() and (pairs.min() < 0 or pairs.max() >= boxes.shape[0]):
         raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
                          'gt_instances')
@@ -119,6 +128,7 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
             print_log(f'{img_path}: dropped {dropped} relation(s) whose subject or object box is empty or '
                       f'not finite ({int((~usable).sum())} such box(es))', logger='current', level=30)
             pairs, predicates = pairs[keep], predicates[keep]
+            relation_weights = None if relation_weights is None else relation_weights[keep]
     safe_boxes = torch.where(usable[:, None], boxes, boxes.new_tensor([0., 0., 1., 1.]))
     scale = boxes.new_tensor([img_w, img_h, img_w, img_h])
     relation_boxes = relation_centre_boxes(
@@ -130,7 +140,8 @@ def build_relation_targets(data_sample, min_box_size=1e-5):
         predicate_labels=predicates,
         relation_boxes=relation_boxes,
         sample_weight=sample_weight,
-        source=data_sample.metainfo.get('source'))
+        source=data_sample.metainfo.get('source'),
+        relation_weights=relation_weights)
 
 
 def pad_relation_targets(targets):
