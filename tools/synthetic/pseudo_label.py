@@ -64,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='device of the model')
     parser.add_argument('--max-relations', type=int, default=100, help='relations per image asked of the model')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out and report')
+    from speaq_mm.utils import add_trust_argument
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -97,11 +99,12 @@ def main(argv=None) -> dict:
         graphs = read_predictions(args.predictions)
     else:
         graphs, classes, predicates = predict_scene_graphs(args.config, args.checkpoint, args.images,
-                                                           args.batch_size, args.device, args.max_relations)
+                                                           args.batch_size, args.device, args.max_relations,
+                                                           args.trust_pickle or ())
     graphs = relative_file_names(graphs, args.images)
     kept, log = curate(graphs, options, plans)
     write_scene_graph_json(kept, classes, predicates, args.out, overwrite=args.overwrite)
-    settings = {key: value for key, value in vars(args).items() if key not in ('overwrite', )}
+    settings = {key: value for key, value in vars(args).items() if key not in ('overwrite', 'trust_pickle')}
     report = curation_report(graphs, kept, log, predicates, dataset_triplets(real), settings)
     atomic_dump(report, report_path, indent=2)
     figures = plot_curation_report(report, report_dir)
