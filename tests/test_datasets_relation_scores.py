@@ -7,7 +7,7 @@ import os.path as osp
 import h5py
 import numpy as np
 import pytest
-from mmdet.registry import DATASETS, TRANSFORMS
+from mmdet.registry import TRANSFORMS
 from mmengine.registry import init_default_scope
 from PIL import Image
 
@@ -16,7 +16,7 @@ from speaq_mm.datasets.relation_weights import check_relation_weight, relation_w
 from speaq_mm.datasets.scene_graph_json import json_to_vg, vg_to_json
 from speaq_mm.datasets.transforms import SGGFilterDuplicateRelations, SGGLoadAnnotations, SGGPackInputs
 from speaq_mm.datasets.vg_format import load_vg_graphs, write_vg_h5
-from tests.datasets_fixtures import RELATIONS, edit_h5, write_hand_dataset
+from tests.datasets_fixtures import RELATIONS, write_hand_dataset
 
 init_default_scope('mmdet')
 VG150_KEYS = {'split', 'img_to_first_box', 'img_to_last_box', 'img_to_first_rel', 'img_to_last_rel', 'labels',
@@ -163,17 +163,19 @@ def test_every_relation_touching_transform_keeps_the_weights_aligned():
 
 
 def test_weights_are_checked_when_loaded():
-    results = dict(img=np.zeros((10, 10, 3), np.uint8), img_shape=(10, 10), ori_shape=(10, 10), img_path='x.png',
-                   instances=[dict(bbox=[0, 0, 5, 5], bbox_label=0, ignore_flag=0),
-                              dict(bbox=[5, 5, 9, 9], bbox_label=1, ignore_flag=0)],
-                   relations=np.array([[0, 1, 0]]), relation_weights=np.array([0.5, 0.5]))
-    with pytest.raises(ValueError, match='one finite weight >= 0 per relation'):
-        SGGLoadAnnotations()(results)
-    results['relation_weights'] = np.array([0.5])
-    packed = SGGPackInputs()(SGGFilterDuplicateRelations()(SGGLoadAnnotations()(results)))
+    def results(**weights):
+        return dict(img=np.zeros((10, 10, 3), np.uint8), img_shape=(10, 10), ori_shape=(10, 10), img_path='x.png',
+                    instances=[dict(bbox=[0, 0, 5, 5], bbox_label=0, ignore_flag=0),
+                               dict(bbox=[5, 5, 9, 9], bbox_label=1, ignore_flag=0)],
+                    relations=np.array([[0, 1, 0]]), **weights)
+
+    for bad in ([0.5, 0.5], [-0.5], [np.inf]):
+        with pytest.raises(ValueError, match='one finite weight >= 0 per relation'):
+            SGGLoadAnnotations()(results(relation_weights=np.array(bad)))
+    packed = SGGPackInputs()(SGGFilterDuplicateRelations()(SGGLoadAnnotations()(results(
+        relation_weights=np.array([0.5])))))
     assert packed['data_samples'].gt_relations.weights.tolist() == [0.5]
-    del results['relation_weights']
-    assert 'weights' not in SGGPackInputs()(SGGLoadAnnotations()(results))['data_samples'].gt_relations
+    assert 'weights' not in SGGPackInputs()(SGGLoadAnnotations()(results()))['data_samples'].gt_relations
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -7,7 +7,13 @@ from mmdet.registry import MODELS
 
 from speaq_mm.models.losses import SpeaQRelationCriterion
 from speaq_mm.models.utils import RelationPredictions, RelationTargets, build_relation_targets
-from tests.models_fixtures import image_batch, random_predictions, three_object_sample, tiny_speaq_cfg, two_object_sample
+from tests.models_fixtures import (
+    image_batch,
+    random_predictions,
+    three_object_sample,
+    tiny_speaq_cfg,
+    two_object_sample,
+)
 
 
 def criterion():
@@ -97,7 +103,8 @@ def test_detector_losses_with_unit_weights_equal_todays():
     torch.manual_seed(0)
     model = MODELS.build(tiny_speaq_cfg())
     model.init_weights()
-    model.set_train_statistics(dict(classes=tuple(f'c{i}' for i in range(6)), predicates=tuple(f'p{i}' for i in range(6)),
+    model.set_train_statistics(dict(classes=tuple(f'c{i}' for i in range(6)),
+                                    predicates=tuple(f'p{i}' for i in range(6)),
                                     fg_rel_count=[50, 20, 10, 10, 5, 5]), 'test metainfo')
     model.eval()
 

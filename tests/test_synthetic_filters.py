@@ -74,7 +74,8 @@ def test_duplicate_entities_are_merged_per_class_and_relations_repointed():
                                  (3, 'near', 4, 0.4)]
     assert log.dropped == {'object: duplicate entity': 1}
     # At IoU threshold 0.95 the two cats (IoU 0.9) are distinct.
-    assert len(suppress_duplicate_entities([image('a.png', objects, relations)], 0.95, CurationLog())[0]['objects']) == 5
+    distinct = suppress_duplicate_entities([image('a.png', objects, relations)], 0.95, CurationLog())
+    assert len(distinct[0]['objects']) == 5
     # After the merge: the self pair (0, near, 0) and the lower copy of (0, on, 4) go.
     log = CurationLog()
     cleaned = drop_self_and_repeated(kept, log)

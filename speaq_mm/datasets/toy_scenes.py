@@ -317,10 +317,13 @@ def make_toy_scenes(out_dir: str, num_train: int = 2000, num_val: int = 0, num_t
 # Rendering a plan (the stand-in for a text-to-image model)
 # ----------------------------------------------------------------------------------------------------------
 def layout_for_plan(rng: np.random.Generator, size: int, num_objects: int,
-                    relations: Sequence[Tuple[int, int, str]], max_tries: int = 200) -> Optional[np.ndarray]:
+                    relations: Sequence[Tuple[int, int, str]], max_tries: int = 60) -> Optional[np.ndarray]:
     """Pixel boxes (one per planned entity, in plan order) whose geometric relations include every planned
     (subject, object, predicate), found by sampling clear layouts and trying every assignment of entities to
-    boxes; None when ``max_tries`` layouts do not realise the plan."""
+    boxes; None when ``max_tries`` layouts do not realise the plan, or when it has more than 4 entities (toy
+    scenes hold 2-4 shapes)."""
+    if not 2 <= num_objects <= 4:
+        return None
     no_duplicates = np.zeros((num_objects, num_objects), bool)
     for _ in range(max_tries):
         _, boxes = sample_scene(rng, size, num_objects)

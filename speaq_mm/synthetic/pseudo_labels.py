@@ -56,8 +56,10 @@ def relative_file_names(graphs: List[dict], image_dir: Optional[str]) -> List[di
     out = []
     for graph in graphs:
         name = str(graph['file_name'])
-        if image_dir is not None and osp.isabs(name):
-            relative = osp.relpath(name, image_dir)
+        # A path given from the working directory (or absolute) becomes relative to the image folder.
+        if image_dir is not None and (osp.isabs(name) or (osp.exists(name) and not osp.exists(osp.join(image_dir,
+                                                                                                         name)))):
+            relative = osp.relpath(osp.abspath(name), osp.abspath(image_dir))
             name = relative if not relative.startswith('..') else name
         out.append(dict(graph, file_name=name, id=osp.splitext(name)[0].replace('\\', '/').strip('/').replace(
             '/', '_')))

@@ -86,11 +86,12 @@ def report_text(report: dict) -> str:
     """A readable summary: counts, drops per reason, the predicates whose share moved most."""
     read, kept = report['counts']['read'], report['counts']['kept']
     lines = [f'{level}: {read[level]} read, {kept[level]} kept' for level in ('images', 'objects', 'relations')]
-    lines += ['dropped:'] + [f'  {reason}: {entry["count"]} ({entry["meaning"]})'
-                             for reason, entry in report['dropped'].items()] if report['dropped'] else ['nothing dropped']
-    moved = sorted(report['predicates'].items(), key=lambda item: -abs(item[1]['share_after'] - item[1]['share_before']))
-    lines.append('predicate shares (before -> after' + (', real' if moved and moved[0][1]['real_share'] is not None
-                                                         else '') + '), largest changes:')
+    drops = [f'  {reason}: {entry["count"]} ({entry["meaning"]})' for reason, entry in report['dropped'].items()]
+    lines += ['dropped:'] + drops if drops else ['nothing dropped']
+    moved = sorted(report['predicates'].items(),
+                   key=lambda item: -abs(item[1]['share_after'] - item[1]['share_before']))
+    with_real = bool(moved) and moved[0][1]['real_share'] is not None
+    lines.append('predicate shares (before -> after' + (', real' if with_real else '') + '), largest changes:')
     for name, entry in moved[:8]:
         real = f', real {entry["real_share"]:.1%}' if entry['real_share'] is not None else ''
         lines.append(f'  {name}: {entry["share_before"]:.1%} -> {entry["share_after"]:.1%}{real}')
@@ -134,7 +135,8 @@ def plot_curation_report(report: dict, out_dir: str) -> Dict[str, str]:
     # 2. Predicate shares: real train split, predictions, curated set (predicates by real share).
     entries = report['predicates']
     with_real = any(e['real_share'] is not None for e in entries.values())
-    names = sorted(entries, key=lambda n: -(entries[n]['real_share'] or 0) if with_real else -entries[n]['share_before'])
+    names = sorted(entries, key=lambda n: -(entries[n]['real_share'] or 0) if with_real
+                   else -entries[n]['share_before'])
     series = ([('real train split', 'real_share', 'tab:gray')] if with_real else []) + [
         ('predictions', 'share_before', 'tab:orange'), ('curated', 'share_after', 'tab:blue')]
     height = 0.8 / len(series)

@@ -13,8 +13,9 @@ dropped. OUT_DIR receives the three VG files, ``VG_100K/`` with the images (link
 ``--alias-map`` renames a generator's free-text names to the vocabulary before validation, from a JSON file
 ``{"classes": {"puppy": "dog"}, "predicates": {"sitting on top of": "sitting on"}}``; names still unknown
 are reported with their counts. Relation ``score`` fields (pseudo-labels) are stored as the h5's
-``relationship_scores`` (docs/dataset_format.md). ``--strict`` exits with status 1 when anything was dropped (after writing the files and the report). A
-non-empty OUT_DIR is refused unless ``--overwrite`` is given; every file is written atomically.
+``relationship_scores`` (docs/dataset_format.md). ``--strict`` exits with status 1 when anything was
+dropped (after writing the files and the report). A non-empty OUT_DIR is refused unless ``--overwrite`` is
+given; every file is written atomically.
 """
 import argparse
 import os.path as osp
