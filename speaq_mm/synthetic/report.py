@@ -124,6 +124,9 @@ def plot_curation_report(report: dict, out_dir: str) -> Dict[str, str]:
     ax.set_yticks(range(len(reasons)), reasons, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel('items dropped')
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=colour, label=f'{level}s') for level, colour in colours.items()], fontsize=8,
+              loc='upper center', bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     read, kept = report['counts']['read'], report['counts']['kept']
     ax.set_title('kept / read: ' + ', '.join(f'{level} {kept[level]}/{read[level]}'
                                              for level in ('images', 'objects', 'relations')), fontsize=9)
@@ -149,7 +152,8 @@ def plot_curation_report(report: dict, out_dir: str) -> Dict[str, str]:
     ax.invert_yaxis()
     ax.set_xlabel('share of the relations (%)')
     ax.set_title('predicate shares before and after curation', fontsize=9)
-    ax.legend(fontsize=8)
+    # Below the panel, so that it never hides a bar.
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=len(series), frameon=False)
     ax.grid(axis='x', alpha=0.3)
     paths['shares'] = osp.join(out_dir, 'predicate_shares.png')
     fig.savefig(paths['shares'], dpi=100, bbox_inches='tight', facecolor=FIGURE_BACKGROUND)
@@ -170,15 +174,15 @@ def plot_curation_report(report: dict, out_dir: str) -> Dict[str, str]:
             ax.plot([q['0.1'], q['0.9']], [row, row], color=colour, linewidth=1)
             ax.plot([q['0.25'], q['0.75']], [row, row], color=colour, linewidth=5, alpha=0.6,
                     label=f'{label} (10-90 %, 25-75 %, median)' if first else None)
-            ax.plot(q['0.5'], row, 'o', color='black', markersize=3)
+            ax.plot(q['0.5'], row, 'o', color=colour, markeredgecolor='black', markersize=5)
             ax.text(1.01, row, f'n={dist["count"]}', fontsize=6, va='center', transform=ax.get_yaxis_transform())
             first = False
     ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlim(0, 1)
     ax.set_xlabel('triplet score')
     ax.set_title('confidence per predicate', fontsize=9)
-    ax.legend(fontsize=7, loc='lower right')
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     ax.grid(axis='x', alpha=0.3)
     paths['confidence'] = osp.join(out_dir, 'predicate_confidence.png')
     fig.savefig(paths['confidence'], dpi=100, bbox_inches='tight', facecolor=FIGURE_BACKGROUND)
