@@ -111,3 +111,42 @@ def test_help(tool, capsys):
     with pytest.raises(SystemExit) as stop:
         load_tool(tool).main(['--help'])
     assert stop.value.code == 0 and 'usage' in capsys.readouterr().out
+
+
+def test_pseudo_label_calls_the_inferencer_as_agreed(tmp_path, monkeypatch):
+    """speaq_mm.apis.SceneGraphInferencer (issue 23) is called with the agreed interface: built from CONFIG and
+    CHECKPOINT, called on the image folder with every prediction kept; its graphs are curated and written with
+    file names relative to the folder. A stand-in replaces it here, so only the wiring is tested."""
+    import speaq_mm.apis
+    data = tmp_path / 'toy_real'
+    make_toy_scenes(str(data), num_train=20, num_test=2, write_images=False)
+    images = tmp_path / 'images'
+    images.mkdir()
+    calls = {}
+
+    class StandIn:
+        classes = ('circle', 'cross', 'diamond', 'square', 'star', 'triangle')
+        predicates = ('above', 'below', 'left of', 'near', 'on', 'right of')
+
+        def __init__(self, config, checkpoint=None, device='cpu', model=None, trust_pickle=()):
+            calls['init'] = dict(config=config, checkpoint=checkpoint, device=device, trust_pickle=trust_pickle)
+
+        def __call__(self, inputs, batch_size=1, score_thr=0.0, topk=100, num_workers=0):
+            calls['call'] = dict(inputs=inputs, batch_size=batch_size, score_thr=score_thr, topk=topk)
+            objects = [dict(id=0, name='circle', label=0, bbox=[1, 1, 20, 20], score=0.9),
+                       dict(id=1, name='square', label=3, bbox=[40, 40, 60, 60], score=0.8)]
+            return [dict(file_name=str(images / f'{name}.png'), id=name, width=64, height=64, objects=objects,
+                         relations=[dict(subject=0, object=1, predicate='above', predicate_label=0, score=score)])
+                    for name, score in (('a', 0.6), ('b', 0.01))]
+
+    monkeypatch.setattr(speaq_mm.apis, 'SceneGraphInferencer', StandIn, raising=False)
+    out = tmp_path / 'labels.json'
+    report = load_tool(TOOLS['pseudo_label.py']).main([
+        'model.py', 'model.pth', str(images), '--out', str(out), '--score-thr', '0.05', '--real', str(data),
+        '--batch-size', '4', '--max-relations', '50'])
+    assert calls == dict(init=dict(config='model.py', checkpoint='model.pth', device='cpu', trust_pickle=()),
+                         call=dict(inputs=str(images), batch_size=4, score_thr=0.0, topk=50))
+    labels = json.loads(out.read_text())
+    assert labels['predicates'] == list(StandIn.predicates)
+    assert [(g['file_name'], g['id']) for g in labels['images']] == [('a.png', 'a')]  # b's only relation < 0.05
+    assert report['counts']['kept']['relations'] == 1
