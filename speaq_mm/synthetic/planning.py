@@ -235,7 +235,6 @@ def real_train_dataset(source: str, source_name: str = 'real', cfg_options: Opti
     from mmdet.registry import DATASETS
     from mmengine.config import Config
 
-    import speaq_mm  # noqa: F401  (registers the datasets)
     if osp.isdir(source):
         return DATASETS.build(dict(type='VGH5Dataset', data_root=source, split='train', num_val_images=0,
                                    with_statistics=False, pipeline=[]))

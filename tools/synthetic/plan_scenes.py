@@ -3,7 +3,7 @@
 
     python tools/synthetic/plan_scenes.py REAL --num-scenes N --out plan.jsonl [--power 1.0 | --quotas Q.json]
         [--max-triplets 3] [--prompt-template "a photo of {scene}"] [--file-name-template "synth_{index:06d}.png"]
-        [--source real] [--seed 0] [--overwrite]
+        [--source real] [--cfg-options KEY=VALUE ...] [--seed 0] [--overwrite]
 
 REAL is a VG-layout folder (its split-0 rows) or a config (its training dataset; in a mix, the one whose
 ``source`` is ``--source``). Predicates are drawn with probability proportional to count ** -power over the
@@ -15,6 +15,8 @@ import argparse
 import json
 import os.path as osp
 from collections import Counter
+
+from mmengine.config import DictAction
 
 from speaq_mm.synthetic.planning import (
     DEFAULT_FILE_NAME,
@@ -39,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--file-name-template', default=DEFAULT_FILE_NAME,
                         help='file the generator writes; "{index}" is the scene number')
     parser.add_argument('--source', default='real', help='with a mix config: the source name of the real dataset')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='overrides of a config REAL, e.g. train_dataloader.dataset.datasets.0.data_root=...')
     parser.add_argument('--seed', type=int, default=0, help='seed of every draw (the plan is deterministic)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     args = parser.parse_args(argv)
@@ -56,7 +60,7 @@ def main(argv=None) -> dict:
     if args.quotas:
         with open(args.quotas, encoding='utf-8') as file:
             quotas = json.load(file)
-    triplets = dataset_triplets(real_train_dataset(args.real, args.source))
+    triplets = dataset_triplets(real_train_dataset(args.real, args.source, args.cfg_options))
     planner = ScenePlanner(triplets, power=args.power, quotas=quotas, max_triplets=args.max_triplets,
                            seed=args.seed)
     entries = planner.plan(args.num_scenes, args.prompt_template, args.file_name_template)
