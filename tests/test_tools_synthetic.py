@@ -150,3 +150,22 @@ def test_pseudo_label_calls_the_inferencer_as_agreed(tmp_path, monkeypatch):
     assert labels['predicates'] == list(StandIn.predicates)
     assert [(g['file_name'], g['id']) for g in labels['images']] == [('a.png', 'a')]  # b's only relation < 0.05
     assert report['counts']['kept']['relations'] == 1
+
+
+def test_pseudo_label_writes_no_labels_when_nothing_survives(tmp_path):
+    data = tmp_path / 'toy_real'
+    make_toy_scenes(str(data), num_train=20, num_test=2, write_images=False)
+    (tmp_path / 'images').mkdir()
+    graph = dict(file_name='a.png', id='a', width=64, height=64,
+                 objects=[dict(id=0, name='circle', bbox=[1, 1, 9, 9], score=0.9),
+                          dict(id=1, name='star', bbox=[20, 1, 29, 9], score=0.9)],
+                 relations=[dict(subject=0, object=1, predicate='left of', score=0.02)])
+    (tmp_path / 'graphs.jsonl').write_text(json.dumps(graph) + '\n')
+    out = tmp_path / 'labels.json'
+    with pytest.raises(SystemExit, match='no image survived the filters'):
+        load_tool(TOOLS['pseudo_label.py']).main([
+            'model.py', 'unused.pth', str(tmp_path / 'images'), '--out', str(out), '--score-thr', '0.1',
+            '--real', str(data), '--predictions', str(tmp_path / 'graphs.jsonl')])
+    assert not out.exists()
+    report = json.loads((tmp_path / 'curation_report.json').read_text())
+    assert report['dropped']['relation: below score threshold']['count'] == 1

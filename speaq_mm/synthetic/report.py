@@ -179,7 +179,11 @@ def plot_curation_report(report: dict, out_dir: str) -> Dict[str, str]:
             first = False
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_ylim(len(names) - 0.5, -0.5)
-    ax.set_xlim(0, 1)
+    # Triplet scores are products of three probabilities and often small: the axis ends just past the
+    # largest 90 % quantile.
+    highest = max([entries[n][key]['quantiles']['0.9'] for n in names
+                   for key in ('confidence_before', 'confidence_after') if entries[n][key]['count']] or [1.0])
+    ax.set_xlim(0, min(1.0, max(0.05, 1.15 * highest)))
     ax.set_xlabel('triplet score')
     ax.set_title('confidence per predicate', fontsize=9)
     ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)

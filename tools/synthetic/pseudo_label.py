@@ -103,12 +103,15 @@ def main(argv=None) -> dict:
                                                            args.trust_pickle or ())
     graphs = relative_file_names(graphs, args.images)
     kept, log = curate(graphs, options, plans)
-    write_scene_graph_json(kept, classes, predicates, args.out, overwrite=args.overwrite)
     settings = {key: value for key, value in vars(args).items() if key not in ('overwrite', 'trust_pickle')}
     report = curation_report(graphs, kept, log, predicates, dataset_triplets(real), settings)
     atomic_dump(report, report_path, indent=2)
     figures = plot_curation_report(report, report_dir)
     print(report_text(report))
+    if not kept:
+        raise SystemExit(f'no image survived the filters; nothing was written to {args.out}. The report '
+                         f'({report_path}) says what dropped them: loosen those filters')
+    write_scene_graph_json(kept, classes, predicates, args.out, overwrite=args.overwrite)
     print(f'labels: {args.out}; report: {report_path}; figures: {", ".join(figures.values())}')
     return report
 
