@@ -169,3 +169,12 @@ def test_pseudo_label_writes_no_labels_when_nothing_survives(tmp_path):
     assert not out.exists()
     report = json.loads((tmp_path / 'curation_report.json').read_text())
     assert report['dropped']['relation: below score threshold']['count'] == 1
+
+
+def test_make_synthetic_demo_runs_the_documented_commands():
+    """tools/synthetic/toy_pipeline.sh (make synthetic-demo) and docs/synthetic_data.md list the same commands."""
+    with open(osp.join(REPO_ROOT, 'tools', 'synthetic', 'toy_pipeline.sh')) as file:
+        script = file.read().replace('\\\n', ' ')
+    commands = [line.replace('"$PYTHON"', 'python').replace('"$CKPT"', '$CKPT').replace('$ITERS', '100').split()
+                for line in script.splitlines() if line.startswith('"$PYTHON" tools/')]
+    assert commands == documented_commands()

@@ -33,5 +33,5 @@ CKPT=$("$PYTHON" -c "import json; print(json.load(open('work_dirs/demo/metrics.j
 "$PYTHON" tools/test.py configs/toy/speaq_tiny_toy_mix.py "$CKPT" --work-dir $OUT/test_demo
 "$PYTHON" tools/test.py configs/toy/speaq_tiny_toy_pseudo_mix.py $OUT/train/iter_$ITERS.pth --work-dir $OUT/test_pseudo
 "$PYTHON" tools/analysis/per_source_report.py $OUT/test_demo/metrics.json $OUT/test_pseudo/metrics.json \
-    --labels "make demo" "+ pseudo-labelled, $ITERS iters" --out-dir $OUT/report
+    --labels "make demo" "+ pseudo-labelled" --out-dir $OUT/report
 echo "[synthetic-demo] curation report: $OUT/report (curation_report.json, *.png); per-predicate comparison: $OUT/report/per_source_report.png"
