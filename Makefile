@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install test lint bench demo
+.PHONY: install test lint bench demo synthetic-demo
 
 install:
 	bash tools/install.sh
@@ -13,6 +13,11 @@ test: install
 # Generates the toy real + synthetic scenes, trains the tiny SpeaQ on their mix, evaluates it (work_dirs/demo).
 demo:
 	bash tools/demo.sh
+
+# After `make demo`: plan, render, pseudo-label, curate, convert and train on toy synthetic scenes with relation
+# weights (docs/synthetic_data.md; work_dirs/synthetic, OVERWRITE=1 to redo).
+synthetic-demo:
+	bash tools/synthetic/toy_pipeline.sh
 
 lint: install
 	$(PYTHON) -m ruff check speaq_mm tools tests configs projects

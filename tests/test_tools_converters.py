@@ -110,7 +110,9 @@ def test_every_defect_has_its_reason(tmp_path):
         'relation: not an object': 1, 'relation: missing field': 1, 'relation: unknown predicate': 1,
         'relation: unknown object id': 1, 'relation: uses a dropped object': 1, 'relation: self relation': 1,
         'relation: duplicate': 1}
-    assert set(dropped) == set(scene_graph_json.DROP_REASONS) - {'image: bad size'}
+    # The exclude list and relation scores have their own tests (tests/test_datasets_relation_scores.py).
+    assert set(dropped) == set(scene_graph_json.DROP_REASONS) - {'image: bad size', 'image: excluded',
+                                                                 'relation: bad score'}
     assert report['counts']['clipped_bbox'] == 1
     assert (report['counts']['images_kept'], report['counts']['objects_kept'],
             report['counts']['relations_kept']) == (2, 4, 2)

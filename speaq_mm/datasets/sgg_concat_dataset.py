@@ -75,6 +75,11 @@ class SGGConcatDataset(ConcatDataset):
         datasets (Sequence[dict | BaseDataset]): the sources, each with a ``source`` name.
         sample_weights (dict[str, float], optional): source name -> sample weight (finite, >= 0), e.g.
             ``dict(real=1.0, synthetic=0.5)``. A name that matches no source is an error listing the sources.
+        relation_weights (dict[str, dict], optional): source name -> the map from its h5's relation scores to
+            per-relation loss weights (``speaq_mm.datasets.relation_weights``), e.g.
+            ``dict(synthetic=dict(power=2.0, floor=0.1))``; each GT relation's weight multiplies every loss
+            term of the queries matched to it, on top of the sample weight. Sources it does not name train
+            every relation at weight 1.
         statistics_sources (Sequence[str]): source names whose train statistics enter the metainfo.
             Defaults to ``('real',)``: the synthetic set's predicate counts do not change the loss
             reweighting.
@@ -83,7 +88,7 @@ class SGGConcatDataset(ConcatDataset):
     """
 
     def __init__(self, datasets, sample_weights=None, statistics_sources=('real',), lazy_init=False,
-                 ignore_keys=None):
+                 ignore_keys=None, relation_weights=None):
         if isinstance(statistics_sources, str) or not statistics_sources:
             raise ValueError('SGGConcatDataset: statistics_sources must be a non-empty list of source names, '
                              f'got {statistics_sources!r}')
@@ -92,6 +97,8 @@ class SGGConcatDataset(ConcatDataset):
         super().__init__(datasets, lazy_init=lazy_init, ignore_keys=ignore_keys + list(STATISTICS_KEYS))
         self.sample_weights = dict(sample_weights or {})
         self._apply_sample_weights()
+        self.relation_weights = dict(relation_weights or {})
+        self._apply_relation_weights()
 
     def _apply_sample_weights(self):
         """Give every sub-dataset of a source named in ``sample_weights`` that weight (its records read it)."""
@@ -107,6 +114,20 @@ class SGGConcatDataset(ConcatDataset):
                 raise ValueError(f'SGGConcatDataset: sample_weights[{name!r}] must be a finite number >= 0, got '
                                  f'{weight!r}')
             part.sample_weight = float(weight)
+
+    def _apply_relation_weights(self):
+        """Give every sub-dataset of a source named in ``relation_weights`` its score-to-weight map."""
+        names = source_names(self)
+        unknown = sorted(set(self.relation_weights) - set(names))
+        if unknown:
+            raise ValueError(f'SGGConcatDataset: relation_weights {unknown} match no dataset; the sources are '
+                             f'{names}')
+        for name, part in zip(names, self.datasets):
+            if name in self.relation_weights:
+                if not hasattr(part, 'set_relation_weight'):
+                    raise TypeError(f'SGGConcatDataset: relation_weights[{name!r}]: {type(part).__name__} has no '
+                                    'relation scores (use VGH5Dataset)')
+                part.set_relation_weight(self.relation_weights[name])
 
     def __getitem__(self, idx):
         """The sample, loaded and augmented under the seed of a ``SeededIndex`` (``seeded_draws``)."""

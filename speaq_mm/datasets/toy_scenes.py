@@ -6,8 +6,11 @@ scenes in a second visual domain (other palette, striped textures, noisy dark ba
 synthetic data. :func:`make_vg150_scale` writes annotations only, with the sizes of the real VG150 h5
 (108,073 images, 1,145,398 boxes, 622,705 relations, the 4 corrupted image-data entries), for benchmarks.
 The command line is ``tools/misc/make_toy_scenes.py``; the files are the standard VG names
-(``VG_FILE_NAMES``) plus ``VG_100K/<image_id>.jpg``.
+(``VG_FILE_NAMES``) plus ``VG_100K/<image_id>.jpg``. :func:`render_plan` stands in for a text-to-image model:
+it renders the intended scenes of a plan (``speaq_mm.synthetic.planning``) as images only, so that the
+synthetic-data pipeline of docs/synthetic_data.md runs end to end without a download.
 """
+import itertools
 import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
@@ -308,6 +311,84 @@ def make_toy_scenes(out_dir: str, num_train: int = 2000, num_val: int = 0, num_t
         np.concatenate(boxes), np.concatenate(labels), np.array(rel_counts), np.array(relations),
         extra_image_entries=corrupted_entries(image_ids) if vg_corrupt_ids else ())
     return dict(paths, images=len(split), boxes=int(sum(box_counts)), relations=len(relations))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering a plan (the stand-in for a text-to-image model)
+# ----------------------------------------------------------------------------------------------------------
+def layout_for_plan(rng: np.random.Generator, size: int, num_objects: int,
+                    relations: Sequence[Tuple[int, int, str]], max_tries: int = 60) -> Optional[np.ndarray]:
+    """Pixel boxes (one per planned entity, in plan order) whose geometric relations include every planned
+    (subject, object, predicate), found by sampling clear layouts and trying every assignment of entities to
+    boxes; None when ``max_tries`` layouts do not realise the plan, or when it has more than 4 entities (toy
+    scenes hold 2-4 shapes)."""
+    if not 2 <= num_objects <= 4:
+        return None
+    no_duplicates = np.zeros((num_objects, num_objects), bool)
+    for _ in range(max_tries):
+        _, boxes = sample_scene(rng, size, num_objects)
+        if len(boxes) != num_objects:
+            continue
+        present = set(scene_relations(boxes, size, no_duplicates))
+        for order in itertools.permutations(range(num_objects)):
+            if all((order[s], order[o], p) in present for s, o, p in relations):
+                return boxes[list(order)]
+    return None
+
+
+def render_plan(plans: Sequence[dict], out_dir: str, image_size: int = 128, style: str = 'synthetic',
+                seed: int = 0, miss_rate: float = 0.1, overwrite: bool = False, progress: bool = False) -> dict:
+    """Render the planned scenes as ``out_dir/<file_name>`` (images only, no annotations).
+
+    Each image shows the plan's entities with a layout that realises its intended relations. Like a
+    text-to-image model, the renderer sometimes ignores the prompt: a share ``miss_rate`` of the images (and
+    every plan no layout realises) shows a random scene instead, which the plan-agreement filter of the
+    pseudo-labelling step should drop.
+
+    Returns:
+        dict: counts ``rendered`` (as planned), ``missed`` (random on purpose) and ``unrealisable``, and the
+        file names of the images that do not show their plan (``off_plan``).
+    """
+    if style not in STYLES:
+        raise ValueError(f'style must be one of {STYLES}, got {style!r}')
+    if not 0 <= miss_rate <= 1:
+        raise ValueError(f'miss_rate must lie in [0, 1], got {miss_rate}')
+    targets = [osp.join(out_dir, plan['file_name']) for plan in plans]
+    existing = [path for path in targets if osp.exists(path)]
+    if existing and not overwrite:
+        raise FileExistsError(f'{len(existing)} planned images already exist in {out_dir} (e.g. {existing[0]}); '
+                              'nothing was written. Pass overwrite=True (--overwrite) to replace them')
+    for plan in plans:
+        unknown = sorted({obj['name'] for obj in plan['objects']} - set(TOY_CLASSES)) + sorted(
+            {r['predicate'] for r in plan['relations']} - set(TOY_PREDICATES))
+        if unknown:
+            raise ValueError(f'plan {plan["file_name"]}: {unknown} are not toy classes/predicates; the toy renderer '
+                             f'draws {TOY_CLASSES} with {TOY_PREDICATES}')
+    rng = np.random.default_rng([seed, STYLES.index(style), 7])
+    counts = dict(rendered=0, missed=0, unrealisable=0)
+    off_plan = []
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(len(plans))
+    for plan, target in zip(plans, targets):
+        ids = [obj['id'] for obj in plan['objects']]
+        labels = np.array([TOY_CLASSES.index(obj['name']) for obj in plan['objects']], np.int64)
+        relations = [(ids.index(r['subject']), ids.index(r['object']), r['predicate']) for r in plan['relations']]
+        boxes = None
+        if rng.random() >= miss_rate:
+            boxes = layout_for_plan(rng, image_size, len(labels), relations)
+            counts['rendered' if boxes is not None else 'unrealisable'] += 1
+        else:
+            counts['missed'] += 1
+        if boxes is None:
+            off_plan.append(plan['file_name'])
+            labels, boxes = sample_scene(rng, image_size, int(rng.integers(2, 5)))
+        os.makedirs(osp.dirname(target) or '.', exist_ok=True)
+        render_scene(rng, image_size, labels, boxes, style).save(target)
+        if bar is not None:
+            bar.update()
+    return dict(counts, off_plan=off_plan)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from mmdet.registry import DATASETS
 from mmengine.dataset import force_full_init
 
 from ..utils import reject_unknown_kwargs
+from .relation_weights import check_relation_weight, relation_weights_from_scores
 from .seeded_draws import fetch_seeded
 from .vg_format.reading import BOX_DECODES, SPLITS, VG_CORRUPTED_IMAGE_IDS, VG_FILE_NAMES, read_vg_dicts
 from .vg_splits import SplitView, compute_statistics, select_split, shared_vg_graphs, split_counts
@@ -24,7 +25,9 @@ class VGH5Dataset(BaseDetDataset):
 
     Records follow docs/structures.md: ``img_path``, ``img_id``, ``height``, ``width``, ``instances``
     (``bbox`` x1y1x2y2 in original pixels, ``bbox_label`` 0-based, ``ignore_flag`` 0), ``relations``
-    (R, 3) int64 (subject, object, predicate), ``source`` and ``sample_weight``. Metainfo holds ``classes``
+    (R, 3) int64 (subject, object, predicate), ``source`` and ``sample_weight``; when the h5 has
+    ``relationship_scores``, also ``relation_scores`` (R,) float32, and with a ``relation_weight`` map
+    ``relation_weights`` (R,) float32, both aligned with ``relations``. Metainfo holds ``classes``
     and ``predicates`` (from the dicts json) and the train-split statistics (see :data:`STATISTICS_KEYS`).
 
     Args:
@@ -46,6 +49,10 @@ class VGH5Dataset(BaseDetDataset):
         skip_image_ids (Sequence): json image ids dropped when the json is longer than the h5.
         with_statistics (bool): compute the train-split statistics into the metainfo.
         source (str): name of the data source copied into every record (e.g. ``'real'``, ``'synthetic'``).
+        relation_weight (dict, optional): the map from the h5's ``relationship_scores`` to per-relation loss
+            weights (``speaq_mm.datasets.relation_weights``: ``dict()`` identity, ``dict(power=2.0)``,
+            ``dict(floor=0.2)``); needs a file with scores. None (default): every relation weighs 1. In a mix,
+            ``SGGConcatDataset(relation_weights=...)`` sets it per source.
 
     Every record also carries the dataset's ``sample_weight``, the loss weight of its samples: 1.0, unless
     ``SGGConcatDataset(sample_weights=...)`` gives the dataset's source another (the one way to set it,
@@ -71,6 +78,7 @@ class VGH5Dataset(BaseDetDataset):
                  skip_image_ids: Sequence[Union[int, str]] = VG_CORRUPTED_IMAGE_IDS,
                  with_statistics: bool = True,
                  source: str = 'real',
+                 relation_weight: Optional[dict] = None,
                  lazy_init: bool = False,
                  **kwargs) -> None:
         if split not in SPLITS:
@@ -101,6 +109,7 @@ class VGH5Dataset(BaseDetDataset):
         self.skip_image_ids = tuple(skip_image_ids)
         self.with_statistics = with_statistics
         self.source = str(source)
+        self.relation_weight = check_relation_weight(relation_weight, 'VGH5Dataset: relation_weight')
         self._view: Optional[SplitView] = None
         # mmengine joins data_root with ann_file and data_prefix; the two json files follow the same rule.
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, lazy_init=True, **kwargs)
@@ -161,10 +170,24 @@ class VGH5Dataset(BaseDetDataset):
                                               for split, selection in selections.items()}
                 graphs.statistics[options] = statistics
             self._metainfo.update(copy.deepcopy(graphs.statistics[options]))
+        if self.relation_weight is not None and graphs.relation_scores is None:
+            raise ValueError(self._no_scores_message())
         self._view = SplitView.from_selection(graphs, selections[self.split])
         if self._indices is not None:
             self._view = self._view.take(self._positions(self._indices))
         self._fully_initialized = True
+
+    def _no_scores_message(self) -> str:
+        return (f'VGH5Dataset (source={self.source!r}): relation_weight={self.relation_weight} maps relation scores '
+                f'to weights, but {self.ann_file} has no "relationship_scores" dataset; convert the pseudo-labels '
+                'with json_to_vg (which stores their scores) or drop the relation weight of this source')
+
+    def set_relation_weight(self, spec: Optional[dict]) -> None:
+        """Set the score-to-weight map (see the class docstring); ``SGGConcatDataset`` calls it per source."""
+        self.relation_weight = check_relation_weight(spec, f'relation_weights[{self.source!r}]')
+        if self.relation_weight is not None and self._fully_initialized and \
+                self._view.graphs.relation_scores is None:
+            raise ValueError(self._no_scores_message())
 
     def load_data_list(self) -> List[dict]:
         """Every record of the split as a list (handy for small data; the dataset itself stays compact)."""
@@ -195,9 +218,15 @@ class VGH5Dataset(BaseDetDataset):
         idx = int(idx) % len(self._view)
         image_id, width, height, boxes, labels, relations = self._view.image(idx)
         instances = [dict(bbox=bbox, bbox_label=label, ignore_flag=0) for bbox, label in zip(boxes, labels)]
-        return dict(img_path=osp.join(self.data_prefix['img'], f'{image_id}{self.img_suffix}'),
-                    img_id=image_id, height=height, width=width, instances=instances, relations=relations,
-                    source=self.source, sample_weight=self.sample_weight, sample_idx=idx)
+        record = dict(img_path=osp.join(self.data_prefix['img'], f'{image_id}{self.img_suffix}'),
+                      img_id=image_id, height=height, width=width, instances=instances, relations=relations,
+                      source=self.source, sample_weight=self.sample_weight, sample_idx=idx)
+        scores = self._view.relation_scores(idx)
+        if scores is not None:
+            record['relation_scores'] = scores
+            if self.relation_weight is not None:
+                record['relation_weights'] = relation_weights_from_scores(scores, self.relation_weight)
+        return record
 
     @force_full_init
     def get_subset_(self, indices: Union[int, Sequence[int]]) -> None:

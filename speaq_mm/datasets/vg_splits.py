@@ -147,6 +147,13 @@ class SplitView:
         relations = graphs.relations[self.rel_index[self.rel_ptr[position]:self.rel_ptr[position + 1]]]
         return image_id, width, height, boxes, graphs.labels[first:last].tolist(), relations.astype(np.int64)
 
+    def relation_scores(self, position: int) -> Optional[np.ndarray]:
+        """The ``relationship_scores`` of the relations :meth:`image` returns (float32, same order), or None
+        when the file has none."""
+        if self.graphs.relation_scores is None:
+            return None
+        return self.graphs.relation_scores[self.rel_index[self.rel_ptr[position]:self.rel_ptr[position + 1]]]
+
 
 _SHARED_GRAPHS: 'weakref.WeakValueDictionary' = weakref.WeakValueDictionary()
 

@@ -11,17 +11,23 @@ Output (the standard VG file names, so configs only change ``data_root``)::
     OUT_DIR/VG-SGG-with-attri.h5  OUT_DIR/image_data.json  OUT_DIR/VG-SGG-dicts-with-attri.json
     OUT_DIR/VG_100K/<image_id>.jpg
 
+``--plan plan.jsonl`` renders the intended scenes of a plan (``tools/synthetic/plan_scenes.py``) instead, as
+images only (``OUT_DIR/<file_name>``), in the ``--style`` domain (default there: synthetic): the stand-in for
+a text-to-image model in docs/synthetic_data.md. ``--miss-rate`` is the share of images that ignore their
+plan, as a generator sometimes does.
+
 Example::
 
     python tools/misc/make_toy_scenes.py data/toy_real --num-train 2000 --num-test 300
     python tools/misc/make_toy_scenes.py data/toy_synthetic --style synthetic --seed 1
+    python tools/misc/make_toy_scenes.py work_dirs/synthetic/images --plan work_dirs/synthetic/plan.jsonl
 """
 import argparse
 import sys
 import time
 from typing import Optional, Sequence
 
-from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale
+from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale, render_plan
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -37,7 +43,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, default=128, help='side of the square images in pixels')
     parser.add_argument('--min-objects', type=int, default=2, help='fewest shapes per image')
     parser.add_argument('--max-objects', type=int, default=4, help='most shapes per image')
-    parser.add_argument('--style', choices=STYLES, default='real', help='visual domain')
+    parser.add_argument('--style', choices=STYLES, help='visual domain (default: real; synthetic with --plan)')
+    parser.add_argument('--plan', help='render the scenes of this plan (JSON Lines) as images only')
+    parser.add_argument('--miss-rate', type=float, default=0.1,
+                        help='with --plan: share of images that ignore their plan (a random scene)')
+    parser.add_argument('--overwrite', action='store_true', help='with --plan: replace existing images')
     parser.add_argument('--seed', type=int, default=0, help='random seed (the output is deterministic)')
     parser.add_argument('--duplicate-rate', type=float, default=0.1,
                         help='probability that a "near" pair also gets its direction as a second predicate')
@@ -53,6 +63,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Generate the dataset described by the command line and print a summary."""
     args = parse_args(argv)
     start = time.perf_counter()
+    if args.plan:
+        from speaq_mm.synthetic.planning import read_plan
+        plans = list(read_plan(args.plan).values())
+        summary = render_plan(plans, args.out_dir, image_size=args.image_size, style=args.style or 'synthetic',
+                              seed=args.seed, miss_rate=args.miss_rate, overwrite=args.overwrite, progress=True)
+        print(f'\nrendered {len(plans)} planned images into {args.out_dir} in {time.perf_counter() - start:.1f} s: '
+              f'{summary["rendered"]} as planned, {summary["missed"]} ignoring their plan on purpose '
+              f'(--miss-rate), {summary["unrealisable"]} whose plan no layout realises')
+        return summary
+    args.style = args.style or 'real'
     if args.preset == 'vg150-scale':
         summary = make_vg150_scale(args.out_dir, seed=args.seed)
     else:

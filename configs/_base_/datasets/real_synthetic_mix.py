@@ -14,6 +14,9 @@ mix_train_dataloader = dict(
         type='SGGConcatDataset',
         # Every loss term of a sample is multiplied by its source's weight.
         sample_weights=dict(real=1.0, synthetic=0.5),
+        # Per-relation weights of pseudo-labelled sources (files with relationship_scores): source name -> the
+        # map from score to weight, e.g. dict(synthetic=dict(power=1.0, floor=0.2)); empty: every relation 1.
+        relation_weights=dict(),
         # Sources whose train statistics (predicate counts, triplets) the model reads for the predicate-loss
         # reweighting and the query groups: ['real'] leaves the synthetic counts out.
         statistics_sources=['real']))

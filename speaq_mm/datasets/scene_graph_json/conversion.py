@@ -14,14 +14,19 @@ from .validation import (
     IMAGE_MODES,
     SPLIT_CODES,
     ConversionReport,
+    apply_alias_map,
+    read_alias_map,
+    read_exclude_list,
     read_scene_graph_json,
     resolve_vocabulary,
+    unknown_names,
     validate_images,
 )
 
 
 def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vocab_file: Optional[str] = None,
-               image_mode: str = 'symlink', default_split: str = 'train', overwrite: bool = False) -> dict:
+               image_mode: str = 'symlink', default_split: str = 'train', overwrite: bool = False,
+               exclude_file: Optional[str] = None, alias_file: Optional[str] = None) -> dict:
     """Convert a scene graph JSON file into the VG layout under ``out_dir``.
 
     Args:
@@ -35,10 +40,19 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
         default_split (str): split of images without ``split``.
         overwrite (bool): write into a non-empty ``out_dir`` (replacing its VG files and same-named images);
             without it such a folder is refused and left untouched.
+        exclude_file (str, optional): images to leave out, one file name or id per line
+            (:func:`~.validation.read_exclude_list`); counted as ``image: excluded``.
+        alias_file (str, optional): JSON map of free-text class and predicate names to vocabulary names
+            (:func:`~.validation.read_alias_map`), applied before validation.
+
+    When any relation has a ``score``, the scores are stored as the h5's ``relationship_scores`` (one float32
+    per relation row, 1.0 for relations without one); otherwise the h5 has exactly the VG150 keys.
 
     Returns:
         dict: the report (``conversion_report.json``), with ``dataset`` holding the settings a
-        ``VGH5Dataset`` config needs (``data_root``, ``img_suffix``, ``use_h5_val_split``).
+        ``VGH5Dataset`` config needs (``data_root``, ``img_suffix``, ``use_h5_val_split``), ``aliased`` (the
+        free-text names the alias map renamed, with counts), ``unmapped`` (the names still outside the
+        vocabulary, with counts, most frequent first) and ``relation_scores`` (whether they were stored).
     """
     if osp.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise FileExistsError(f'{out_dir} is not empty; nothing was written. Choose an empty or new folder, or pass '
@@ -51,10 +65,22 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
         raise ValueError(f'--default-split must be one of {tuple(SPLIT_CODES)}, got {default_split!r}')
     if image_dir is not None and not osp.isdir(image_dir):
         raise FileNotFoundError(f'--image-dir {image_dir}: no such folder')
+    excluded = read_exclude_list(exclude_file) if exclude_file else set()
+    alias_map = read_alias_map(alias_file) if alias_file else {'classes': {}, 'predicates': {}}
     data = read_scene_graph_json(json_path)
+    aliased = apply_alias_map(data, alias_map)
     classes, predicates, vocabulary_from = resolve_vocabulary(data, vocab_file, json_path)
+    for key, names in (('classes', classes), ('predicates', predicates)):
+        outside = sorted(set(alias_map[key].values()) - set(names))
+        if outside:
+            raise ValueError(f'--alias-map {alias_file}: "{key}" maps to {outside}, which are not in the vocabulary '
+                             f'({vocabulary_from}); nothing written')
+    unmapped = unknown_names(data, classes, predicates)
+    has_scores = any(isinstance(relation, dict) and 'score' in relation for image in data['images']
+                     if isinstance(image, dict) and isinstance(image.get('relations'), list)
+                     for relation in image['relations'])
     report = ConversionReport(json_path)
-    images = validate_images(data, classes, predicates, report, image_dir, default_split)
+    images = validate_images(data, classes, predicates, report, image_dir, default_split, excluded)
     if not images:
         raise ValueError(f'{json_path}: no usable image; nothing written.\n{report.text()}')
     suffixes = Counter(image['suffix'] for image in images)
@@ -71,7 +97,8 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
         image_ids, np.array([len(image['boxes']) for image in images]),
         np.concatenate([image['boxes'] for image in images]), np.concatenate([image['labels'] for image in images]),
         np.array([len(image['relations']) for image in images]),
-        np.concatenate([image['relations'] for image in images]))
+        np.concatenate([image['relations'] for image in images]),
+        relation_scores=np.concatenate([image['relation_scores'] for image in images]) if has_scores else None)
     img_dir = osp.join(out_dir, VG_FILE_NAMES['img_dir'])
     for image, image_id in zip(images, image_ids):
         if image_mode == 'none':
@@ -91,6 +118,19 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
     if not train_relations:
         report.notes.append('the train split has no relations: VGH5Dataset computes its statistics from it, so '
                             'set with_statistics=False or add train images')
+    for key in ('classes', 'predicates'):
+        if unmapped[key]:
+            names = ', '.join(f'{name!r} x{count}' for name, count in list(unmapped[key].items())[:10])
+            report.notes.append(f'{len(unmapped[key])} {key} names are not in the vocabulary (dropped; map them with '
+                                f'--alias-map): {names}' + (' ...' if len(unmapped[key]) > 10 else ''))
+    if excluded:
+        listed = {image.get('file_name') for image in data['images'] if isinstance(image, dict)}
+        listed |= {osp.basename(name) for name in listed if isinstance(name, str)}
+        listed |= {str(image['id']) for image in data['images'] if isinstance(image, dict) and 'id' in image}
+        unused = sorted(excluded - listed)
+        if unused:
+            report.notes.append(f'{len(unused)} entries of --exclude {exclude_file} name no image of the file, '
+                                f'e.g. {unused[:3]}')
     if len(suffixes) > 1:
         report.notes.append(f'image files have several suffixes ({dict(suffixes)}): ids keep their suffix and '
                             'the dataset needs img_suffix=""')
@@ -99,7 +139,9 @@ def json_to_vg(json_path: str, out_dir: str, image_dir: Optional[str] = None, vo
                   splits={name: splits.get(code, 0) for name, code in SPLIT_CODES.items()},
                   dataset=dict(data_root=osp.abspath(out_dir), img_suffix=img_suffix,
                                use_h5_val_split=bool(splits.get(1))),
-                  image_mode=image_mode)
+                  image_mode=image_mode, relation_scores=has_scores,
+                  aliased={key: dict(counter.most_common()) for key, counter in aliased.items()},
+                  unmapped=unmapped)
     atomic_dump(result, osp.join(out_dir, 'conversion_report.json'))
     result['text'] = report.text()
     return result
@@ -152,6 +194,9 @@ def vg_to_json(vg_dir: str, out_path: str, split: str = 'all', img_suffix: str =
                    for k, (box, label) in enumerate(zip(graphs.boxes[b0:b1], graphs.labels[b0:b1]))]
         relations = [dict(subject=int(s), object=int(o), predicate=predicates[p])
                      for s, o, p in graphs.relations[r0:r1].tolist()]
+        if graphs.relation_scores is not None:
+            for relation, score in zip(relations, graphs.relation_scores[r0:r1].tolist()):
+                relation['score'] = score
         images.append(dict(file_name=f'{image_id}{img_suffix}', id=image_id, width=int(graphs.width[row]),
                            height=int(graphs.height[row]), split=split_names[code], objects=objects,
                            relations=relations))

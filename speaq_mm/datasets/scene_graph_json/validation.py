@@ -31,7 +31,10 @@ A ``.jsonl`` file (JSON Lines, what ``tools/extract_scene_graphs.py`` writes) ho
   - ``split`` (optional): ``train``, ``val`` or ``test`` (default ``--default-split``);
   - ``objects``: ``name`` (a class name) and ``bbox`` (4 numbers in image pixels), optional ``id`` (any
     JSON scalar unique in the image, default the object's position in the list);
-  - ``relations``: ``subject`` and ``object`` (object ids) and ``predicate`` (a predicate name).
+  - ``relations``: ``subject`` and ``object`` (object ids) and ``predicate`` (a predicate name), optional
+    ``score`` (a confidence in [0, 1], e.g. of a pseudo-label): when any relation of the file has one, the
+    converter stores them in the h5's ``relationship_scores`` (relations without one get 1.0). Objects may
+    carry a ``score`` and other fields too; they are not stored.
 * ``classes``, ``predicates`` (optional): the vocabularies, index = 0-based label. ``--vocab`` (a VG dicts
   json, e.g. the real dataset's, so that labels agree when the two are mixed) takes precedence; without
   either, the names found are sorted alphabetically, as the VG files order them.
@@ -68,6 +71,7 @@ DROP_REASONS = OrderedDict([
     ('image: unreadable file', 'the file cannot be opened as an image'),
     ('image: bad size', '"width"/"height" are missing or not positive integers (and no file to read)'),
     ('image: size mismatch', '"width"/"height" differ from the image file'),
+    ('image: excluded', 'the image is on the --exclude list'),
     ('object: not an object', 'the entry of "objects" is not a JSON object'),
     ('object: duplicate id', 'an earlier object of the image has the same id'),
     ('object: no name', 'the object has no "name"'),
@@ -77,6 +81,7 @@ DROP_REASONS = OrderedDict([
     ('relation: not an object', 'the entry of "relations" is not a JSON object'),
     ('relation: missing field', 'no "subject", "object" or "predicate"'),
     ('relation: unknown predicate', 'the predicate is not in the predicate vocabulary'),
+    ('relation: bad score', '"score" is not a number in [0, 1]'),
     ('relation: unknown object id', 'subject or object names no object of the image'),
     ('relation: uses a dropped object', 'its subject or object was dropped'),
     ('relation: self relation', 'subject and object are the same object'),
@@ -193,6 +198,82 @@ def read_scene_graph_json(path: str) -> dict:
     return data
 
 
+def read_exclude_list(path: str) -> set:
+    """The images of an exclude list: one file name or image id per line; blank lines and ``#`` comments are
+    skipped. An image matches by its ``file_name``, the file name's base name, or its ``id``."""
+    try:
+        with open(path, encoding='utf-8') as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise FileNotFoundError(f'--exclude {path}: cannot read the exclude list ({error})') from error
+    return {line.split('#', 1)[0].strip() for line in lines} - {''}
+
+
+def is_excluded(entry: dict, excluded: set) -> Optional[str]:
+    """The exclude-list line that names this image entry (see :func:`read_exclude_list`), or None."""
+    file_name = entry.get('file_name')
+    for key in (file_name, osp.basename(file_name) if isinstance(file_name, str) else None,
+                None if entry.get('id') is None else str(entry['id'])):
+        if key is not None and key in excluded:
+            return key
+    return None
+
+
+def read_alias_map(path: str) -> Dict[str, Dict[str, str]]:
+    """An alias map: ``{"classes": {free-text name: vocabulary name}, "predicates": {...}}`` (either part may
+    be left out), e.g. ``{"predicates": {"sitting on top of": "sitting on"}}``."""
+    try:
+        with open(path, encoding='utf-8') as file:
+            content = json.load(file)
+    except OSError as error:
+        raise FileNotFoundError(f'--alias-map {path}: cannot read the alias map ({error})') from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f'--alias-map {path}: not valid JSON ({error})') from error
+    if not isinstance(content, dict) or set(content) - {'classes', 'predicates'}:
+        raise ValueError(f'--alias-map {path}: the top level must be an object with the keys "classes" and/or '
+                         f'"predicates", got {sorted(content) if isinstance(content, dict) else type(content)}')
+    for key, mapping in content.items():
+        if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in mapping.items()):
+            raise ValueError(f'--alias-map {path}: "{key}" must map names (strings) to vocabulary names (strings)')
+    return {key: dict(content.get(key, {})) for key in ('classes', 'predicates')}
+
+
+def apply_alias_map(data: dict, alias_map: Dict[str, Dict[str, str]]) -> Dict[str, Counter]:
+    """Rename the objects' and relations' names of ``data`` in place through ``alias_map``.
+
+    Returns:
+        dict: ``classes`` and ``predicates``, each a Counter of the free-text names that were renamed.
+    """
+    renamed = {'classes': Counter(), 'predicates': Counter()}
+    for image in data['images']:
+        if not isinstance(image, dict):
+            continue
+        for key, field, items in (('classes', 'name', image.get('objects')),
+                                  ('predicates', 'predicate', image.get('relations'))):
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] in alias_map[key]:
+                    renamed[key][item[field]] += 1
+                    item[field] = alias_map[key][item[field]]
+    return renamed
+
+
+def unknown_names(data: dict, classes: Sequence[str], predicates: Sequence[str]) -> Dict[str, Dict[str, int]]:
+    """Names of objects and relations that are not in the vocabulary, with their counts (most frequent first):
+    the names an alias map still has to cover."""
+    known = {'classes': set(classes), 'predicates': set(predicates)}
+    counts = {'classes': Counter(), 'predicates': Counter()}
+    for image in data['images']:
+        if not isinstance(image, dict):
+            continue
+        for key, field, items in (('classes', 'name', image.get('objects')),
+                                  ('predicates', 'predicate', image.get('relations'))):
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] not in known[key]:
+                    counts[key][item[field]] += 1
+    return {key: dict(counter.most_common()) for key, counter in counts.items()}
+
+
 def resolve_vocabulary(data: dict, vocab_file: Optional[str], path: str) -> Tuple[tuple, tuple, str]:
     """(classes, predicates, where they came from): ``--vocab``, then the JSON's lists, then the sorted names
     found in the file."""
@@ -237,7 +318,7 @@ def _box(raw, bbox_format: str) -> Optional[np.ndarray]:
 
 
 def _image_header(entry, position: int, seen_ids: set, image_dir: Optional[str], default_split: str,
-                  report: ConversionReport) -> Optional[dict]:
+                  report: ConversionReport, excluded: set = frozenset()) -> Optional[dict]:
     """``id``, ``file``, ``suffix``, ``width``, ``height`` and ``split`` (code) of one image entry, or None
     (counted in ``report``) when the image cannot be used."""
     where = f'images[{position}]'
@@ -252,6 +333,10 @@ def _image_header(entry, position: int, seen_ids: set, image_dir: Optional[str],
         report.drop('image: no file_name', where)
         return None
     where = f'images[{position}] ({file_name})'
+    listed = is_excluded(entry, excluded)
+    if listed is not None:
+        report.drop('image: excluded', where, f'listed as {listed!r}')
+        return None
     image_id = entry.get('id', osp.splitext(osp.basename(file_name))[0])
     split = entry.get('split', default_split)
     if not _valid_id(image_id):
@@ -327,9 +412,10 @@ def _objects(objects, image: dict, class_index: Dict[str, int], bbox_format: str
 
 
 def _relations(relations, image: dict, kept: Dict[str, int], dropped: set, predicate_index: Dict[str, int],
-               report: ConversionReport) -> np.ndarray:
-    """(R, 3) (subject, object, predicate) of the usable relations, indices into the kept objects."""
-    triplets = []
+               report: ConversionReport) -> Tuple[np.ndarray, np.ndarray]:
+    """(R, 3) (subject, object, predicate) of the usable relations, indices into the kept objects, and their
+    (R,) scores (1.0 where a relation has none)."""
+    triplets, scores = [], []
     for index, relation in enumerate(relations if isinstance(relations, list) else []):
         where = f'{image["where"]} relations[{index}]'
         if not isinstance(relation, dict):
@@ -339,7 +425,10 @@ def _relations(relations, image: dict, kept: Dict[str, int], dropped: set, predi
             report.drop('relation: missing field', where)
             continue
         ends = [json.dumps(relation['subject']), json.dumps(relation['object'])]
-        if relation['predicate'] not in predicate_index:
+        score = relation.get('score', 1.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+            report.drop('relation: bad score', where, repr(score))
+        elif relation['predicate'] not in predicate_index:
             report.drop('relation: unknown predicate', where, repr(relation['predicate']))
         elif any(end in dropped for end in ends):
             report.drop('relation: uses a dropped object', where)
@@ -352,27 +441,30 @@ def _relations(relations, image: dict, kept: Dict[str, int], dropped: set, predi
             report.drop('relation: duplicate', where)
         else:
             triplets.append((kept[ends[0]], kept[ends[1]], predicate_index[relation['predicate']]))
-    return np.array(triplets, np.int64).reshape(-1, 3)
+            scores.append(float(score))
+    return np.array(triplets, np.int64).reshape(-1, 3), np.array(scores, np.float32)
 
 
 def validate_images(data: dict, classes: Sequence[str], predicates: Sequence[str], report: ConversionReport,
-                    image_dir: Optional[str] = None, default_split: str = 'train') -> List[dict]:
+                    image_dir: Optional[str] = None, default_split: str = 'train',
+                    excluded: set = frozenset()) -> List[dict]:
     """The usable images, each as ``id``, ``file``, ``suffix``, ``width``, ``height``, ``split`` (code),
-    ``boxes`` (K, 4) xyxy clipped, ``labels`` (K,) and ``relations`` (R, 3) local indices; every drop is
-    counted in ``report``."""
+    ``boxes`` (K, 4) xyxy clipped, ``labels`` (K,), ``relations`` (R, 3) local indices and
+    ``relation_scores`` (R,); every drop is counted in ``report``. Images named in ``excluded``
+    (:func:`read_exclude_list`) are dropped."""
     class_index = {name: i for i, name in enumerate(classes)}
     predicate_index = {name: i for i, name in enumerate(predicates)}
     seen_ids, images = set(), []
     for position, entry in enumerate(data['images']):
         report.counts['images_in'] += 1
-        image = _image_header(entry, position, seen_ids, image_dir, default_split, report)
+        image = _image_header(entry, position, seen_ids, image_dir, default_split, report, excluded)
         if image is None:
             continue
         boxes, labels, kept, dropped = _objects(entry.get('objects'), image, class_index,
                                                 data.get('bbox_format', 'xyxy'), report)
-        relations = _relations(entry.get('relations'), image, kept, dropped, predicate_index, report)
+        relations, scores = _relations(entry.get('relations'), image, kept, dropped, predicate_index, report)
         report.counts.update(images_kept=1, objects_kept=len(boxes), relations_kept=len(relations))
-        images.append(dict(image, boxes=boxes, labels=labels, relations=relations))
+        images.append(dict(image, boxes=boxes, labels=labels, relations=relations, relation_scores=scores))
     return images
 
 

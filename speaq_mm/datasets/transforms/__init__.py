@@ -6,10 +6,12 @@ from .scene_graph import (
     SGGFilterEmptyInstances,
     SGGLoadAnnotations,
     SGGSwapPredicatesOnFlip,
+    current_relation_rows,
     relations_for_current_boxes,
 )
 
 __all__ = [
     'SGG_META_KEYS', 'SGGPackInputs', 'SGGLoadImageFromFile', 'UnreadableImageError', 'SGGFilterDuplicateRelations',
-    'SGGFilterEmptyInstances', 'SGGLoadAnnotations', 'SGGSwapPredicatesOnFlip', 'relations_for_current_boxes'
+    'SGGFilterEmptyInstances', 'SGGLoadAnnotations', 'SGGSwapPredicatesOnFlip', 'current_relation_rows',
+    'relations_for_current_boxes'
 ]

@@ -5,6 +5,9 @@ array of (subject, object, predicate) whose subject/object are indices into the 
 list, and ``gt_instances_ids`` holds, for every box still present, its original index. Transforms that drop
 boxes only have to filter ``gt_instances_ids`` along with the boxes (mmdet's ``RandomCrop`` already does);
 ``SGGPackInputs`` turns the relations into indices of the boxes that are left and drops those that lost a box.
+``gt_relation_weights`` (float32 (R,), present when the record has ``relation_weights``: a pseudo-labelled
+source with a score-to-weight map) is row-aligned with ``gt_relations``: every step that drops or reorders
+relations takes the same rows of both.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -26,6 +29,12 @@ def relations_for_current_boxes(results: dict, keep: Optional[np.ndarray] = None
     Returns:
         np.ndarray: int64 (R', 3) relations whose subject and object are both still present.
     """
+    return current_relation_rows(results, keep)[0]
+
+
+def current_relation_rows(results: dict, keep: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`relations_for_current_boxes` and the bool mask over ``gt_relations`` of the rows it kept
+    (to select every array aligned with the relations, such as ``gt_relation_weights``)."""
     ids = np.asarray(results['gt_instances_ids'], dtype=np.int64)
     relations = results['gt_relations']
     num_boxes = len(results['gt_bboxes'])
@@ -41,7 +50,7 @@ def relations_for_current_boxes(results: dict, keep: Optional[np.ndarray] = None
     position[ids] = np.arange(len(ids))
     pairs = position[relations[:, :2]]
     present = (pairs >= 0).all(axis=1)
-    return np.column_stack([pairs[present], relations[present, 2]]).astype(np.int64)
+    return np.column_stack([pairs[present], relations[present, 2]]).astype(np.int64), present
 
 
 @TRANSFORMS.register_module()
@@ -49,7 +58,8 @@ class SGGLoadAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` (boxes and labels) plus the scene graph.
 
     Adds ``gt_relations`` (int64 (R, 3) from the record's ``relations``) and ``gt_instances_ids``
-    (``arange(N)``), after checking that every relation refers to an existing instance.
+    (``arange(N)``), after checking that every relation refers to an existing instance; and
+    ``gt_relation_weights`` (float32 (R,)) when the record has ``relation_weights``.
 
     Args:
         **kwargs: passed to mmdet's ``LoadAnnotations`` (``with_bbox`` and ``with_label`` default to True).
@@ -73,6 +83,12 @@ class SGGLoadAnnotations(LoadAnnotations):
                              f'instance outside 0..{num_instances - 1} or has a negative predicate')
         results['gt_relations'] = relations
         results['gt_instances_ids'] = np.arange(num_instances, dtype=np.int64)
+        if results.get('relation_weights') is not None:
+            weights = np.asarray(results['relation_weights'], dtype=np.float32)
+            if weights.shape != (len(relations), ) or not (np.isfinite(weights) & (weights >= 0)).all():
+                raise ValueError(f'{results.get("img_path")}: "relation_weights" must hold one finite weight >= 0 '
+                                 f'per relation ({len(relations)}), got {weights.tolist()}')
+            results['gt_relation_weights'] = weights
         return results
 
 
@@ -110,8 +126,8 @@ class SGGFilterDuplicateRelations(BaseTransform):
     """Train-time: keep one randomly chosen predicate per (subject, object) pair, drawn anew at every call.
 
     Pairs keep the order of their first occurrence; every relation of a pair (duplicate triplets included) is
-    equally likely to be kept, as in the reference mapper. Test pipelines must not use it: evaluation keeps
-    every ground-truth relation.
+    equally likely to be kept, as in the reference mapper; ``gt_relation_weights`` keeps the kept rows. Test
+    pipelines must not use it: evaluation keeps every ground-truth relation.
     """
 
     def transform(self, results: dict) -> dict:
@@ -125,7 +141,10 @@ class SGGFilterDuplicateRelations(BaseTransform):
         # One uniform draw per relation; the smallest draw of each pair wins.
         order = np.lexsort((np.random.random(len(relations)), group))
         winners = order[np.concatenate([[0], np.flatnonzero(np.diff(group[order])) + 1])]
-        results['gt_relations'] = relations[winners[np.argsort(first)]]
+        rows = winners[np.argsort(first)]
+        results['gt_relations'] = relations[rows]
+        if results.get('gt_relation_weights') is not None:
+            results['gt_relation_weights'] = results['gt_relation_weights'][rows]
         return results
 
 

@@ -10,7 +10,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -36,6 +36,8 @@ _PER_IMAGE_KEYS = ('split', 'img_to_first_box', 'img_to_last_box', 'img_to_first
 # stays near 1000:1), plus a little for small arrays: a tiny file cannot make the reader allocate gigabytes.
 MAX_H5_EXPANSION = 1100
 H5_EXPANSION_SLACK_BYTES = 1 << 20
+# Optional h5 dataset of pseudo-labelled files: one confidence in [0, 1] per row of ``relationships``.
+RELATION_SCORES_KEY = 'relationship_scores'
 
 
 class VGFormatError(ValueError):
@@ -100,7 +102,9 @@ def read_vg_h5(path: str, box_scale: int = 1024) -> Tuple[Dict[str, np.ndarray],
         tuple: ``arrays`` and ``integer_boxes``. ``arrays`` holds the per-image keys and ``relationships``
         (R, 2) with their stored integer dtypes, ``labels`` and ``predicates`` (1-D, 1-based) as int32, and
         ``boxes`` (N, 4) as float32 (float64 when stored so; float32 holds integer coordinates and their
-        halves exactly). ``integer_boxes`` says whether the file stores integer boxes.
+        halves exactly). ``integer_boxes`` says whether the file stores integer boxes. When the file has the
+        optional ``relationship_scores`` (one float per relation row, in [0, 1]), ``arrays`` holds it as
+        float32 under that key.
     """
     box_key = f'boxes_{box_scale}'
     required = _PER_IMAGE_KEYS + ('labels', box_key, 'relationships', 'predicates')
@@ -144,6 +148,9 @@ def read_vg_h5(path: str, box_scale: int = 1024) -> Tuple[Dict[str, np.ndarray],
         # Class indices fit int32 whatever the stored width; half the memory of VG's int64 columns.
         for key in ('labels', 'predicates'):
             arrays[key] = datasets[key].astype(np.int32)[()].reshape(-1)
+        if RELATION_SCORES_KEY in h5:
+            arrays[RELATION_SCORES_KEY] = _read_relation_scores(
+                path, _checked_h5_dataset(path, h5, RELATION_SCORES_KEY), rows['relationships'])
         return arrays, np.issubdtype(datasets[box_key].dtype, np.integer)
 
 
@@ -175,6 +182,24 @@ def _checked_h5_dataset(path: str, h5: h5py.File, key: str) -> h5py.Dataset:
             f'{path}: h5 key "{key}" declares shape {dataset.shape} of {dataset.dtype} ({declared} bytes) but '
             f'stores {stored} bytes in a {file_size}-byte file; refusing to allocate for data the file does not hold')
     return dataset
+
+
+def _read_relation_scores(path: str, dataset, num_relations: int) -> np.ndarray:
+    """The optional ``relationship_scores`` dataset as float32 (R,), after checking shape and values."""
+    key = RELATION_SCORES_KEY
+    if dataset.dtype.kind not in 'fiu' or not (len(dataset.shape) == 1 or (len(dataset.shape) == 2
+                                                                             and dataset.shape[1] == 1)):
+        raise VGFormatError(f'{path}: h5 key "{key}" must hold numbers of shape (R,) or (R, 1), got dtype '
+                            f'{dataset.dtype} and shape {dataset.shape}')
+    scores = dataset.astype(np.float32)[()].reshape(-1)
+    if len(scores) != num_relations:
+        raise VGFormatError(f'{path}: h5 key "{key}" has {len(scores)} rows, "relationships" has {num_relations}; '
+                            'it must hold one score per relation row')
+    bad = np.flatnonzero(~((scores >= 0) & (scores <= 1)))
+    if len(bad):
+        raise VGFormatError(f'{path}: h5 key "{key}" row {bad[0]} = {scores[bad[0]]} is not a score in [0, 1]; '
+                            f'{len(bad)} rows affected')
+    return scores
 
 
 def read_image_data(path: str) -> Dict[str, np.ndarray]:
@@ -297,7 +322,8 @@ class VGGraphs:
     """Every image of a VG h5, validated, with boxes decoded to (x1, y1, x2, y2) in the ``box_scale`` frame.
 
     Boxes and relations are stored image after image; ``box_ptr``/``rel_ptr`` hold the offsets.
-    Relations hold (subject, object) indices local to their image and a 0-based predicate. ``statistics``
+    Relations hold (subject, object) indices local to their image and a 0-based predicate;
+    ``relation_scores`` (float32, one per relation row) is set when the h5 has ``relationship_scores``. ``statistics``
     keeps the train statistics already computed, per split options, for the datasets sharing these arrays.
     """
 
@@ -311,6 +337,7 @@ class VGGraphs:
     rel_ptr: np.ndarray
     relations: np.ndarray
     box_scale: int
+    relation_scores: Optional[np.ndarray] = None
     statistics: Dict[tuple, dict] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -379,6 +406,7 @@ def load_vg_graphs(h5_path: str, image_data_path: str, num_classes: int, num_pre
     rel_rows = _gather_rows(first_rel, rel_count, n_rels)
     labels = arrays['labels'][box_rows]
     predicates = arrays['predicates'][rel_rows]
+    scores = arrays[RELATION_SCORES_KEY][rel_rows] if RELATION_SCORES_KEY in arrays else None
     for key, values, rows, limit in (('labels', labels, box_rows, num_classes),
                                      ('predicates', predicates, rel_rows, num_predicates)):
         bad = np.flatnonzero((values < 1) | (values > limit))
@@ -426,9 +454,11 @@ def load_vg_graphs(h5_path: str, image_data_path: str, num_classes: int, num_pre
             f'(in {len(np.unique(box_image[~keep_box]))} images) and the {int((~keep_rel).sum())} '
             'relations that use them', stacklevel=2)
         boxes, labels, local = boxes[keep_box], labels[keep_box], local[keep_rel]
+        scores = None if scores is None else scores[keep_rel]
         box_count = np.bincount(box_image[keep_box], minlength=n_images)
         rel_count = np.bincount(rel_image[keep_rel], minlength=n_images)
     return VGGraphs(split=arrays['split'].astype(np.int64), width=image_data['width'],
                     height=image_data['height'], image_id=image_data['image_id'],
                     box_ptr=offsets_from_counts(box_count), boxes=boxes, labels=labels,
-                    rel_ptr=offsets_from_counts(rel_count), relations=local, box_scale=box_scale)
+                    rel_ptr=offsets_from_counts(rel_count), relations=local, box_scale=box_scale,
+                    relation_scores=scores)

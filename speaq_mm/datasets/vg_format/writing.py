@@ -4,7 +4,7 @@ the JSON converter write through these functions, so every file they make is rea
 import json
 import os
 import os.path as osp
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -36,7 +36,8 @@ def encode_boxes(boxes: np.ndarray, image_sizes: np.ndarray, box_scale: int = 10
 
 
 def write_vg_h5(path: str, split: np.ndarray, box_counts: np.ndarray, boxes: Dict[int, np.ndarray],
-                labels: np.ndarray, rel_counts: np.ndarray, relations: np.ndarray) -> None:
+                labels: np.ndarray, rel_counts: np.ndarray, relations: np.ndarray,
+                relation_scores: Optional[np.ndarray] = None) -> None:
     """Write scene graphs as a VG h5 (keys, dtypes and shapes of the VG150 file; labels stored 1-based).
 
     Args:
@@ -48,6 +49,9 @@ def write_vg_h5(path: str, split: np.ndarray, box_counts: np.ndarray, boxes: Dic
         rel_counts (np.ndarray): (I,) number of relations per image.
         relations (np.ndarray): (R, 3) (subject, object, predicate), subject/object local to the image,
             predicate 0-based.
+        relation_scores (np.ndarray, optional): (R,) confidence of each relation in [0, 1], stored as the
+            optional float32 dataset ``relationship_scores`` (pseudo-labelled data; docs/dataset_format.md).
+            Without it the file has exactly the keys of VG150.
     """
     box_counts, rel_counts = np.asarray(box_counts, np.int64), np.asarray(rel_counts, np.int64)
     relations = np.asarray(relations, np.int64).reshape(-1, 3)
@@ -65,6 +69,8 @@ def write_vg_h5(path: str, split: np.ndarray, box_counts: np.ndarray, boxes: Dic
             h5[f'boxes_{scale}'] = np.asarray(array, np.int32).reshape(-1, 4)
         h5['relationships'] = global_pairs.astype(np.int32)
         h5['predicates'] = (relations[:, 2] + 1).reshape(-1, 1)
+        if relation_scores is not None:
+            h5['relationship_scores'] = np.asarray(relation_scores, np.float32).reshape(len(relations))
         # Present in the distributed VG file, unused by the loaders: written for layout fidelity.
         h5['attributes'] = np.zeros((num_boxes, 10), np.int64)
         h5['active_object_mask'] = np.ones((num_boxes, 1), bool)
@@ -100,13 +106,15 @@ def write_vg_dicts(path: str, classes: Sequence[str], predicates: Sequence[str],
 def write_vg_dataset(out_dir: str, classes: Sequence[str], predicates: Sequence[str], split: np.ndarray,
                      width: np.ndarray, height: np.ndarray, image_id: Sequence, box_counts: np.ndarray,
                      boxes: np.ndarray, labels: np.ndarray, rel_counts: np.ndarray, relations: np.ndarray,
-                     extra_image_entries: Sequence[Tuple[int, dict]] = ()) -> Dict[str, str]:
+                     extra_image_entries: Sequence[Tuple[int, dict]] = (),
+                     relation_scores: Optional[np.ndarray] = None) -> Dict[str, str]:
     """Write a complete VG-layout dataset (h5, image-data json, dicts json) from pixel boxes.
 
     Each file is written atomically: it holds its old content or the new one, never a mix.
 
     Boxes are given as (x1, y1, x2, y2) in image pixels and encoded into ``boxes_1024`` and ``boxes_512``
-    with :func:`encode_boxes`. Images go to ``<out_dir>/VG_100K/<image_id>.jpg`` (written by the caller).
+    with :func:`encode_boxes`. ``relation_scores`` (R,), when given, become the h5's ``relationship_scores``
+    (:func:`write_vg_h5`). Images go to ``<out_dir>/VG_100K/<image_id>.jpg`` (written by the caller).
 
     Returns:
         dict: the written paths under the config keys (``ann_file``, ``image_data_file``, ``dicts_file``,
@@ -116,7 +124,7 @@ def write_vg_dataset(out_dir: str, classes: Sequence[str], predicates: Sequence[
     paths = {key: osp.join(out_dir, name) for key, name in VG_FILE_NAMES.items()}
     sizes = np.repeat(np.column_stack([width, height]), np.asarray(box_counts, np.int64), axis=0)
     encoded = {scale: encode_boxes(boxes, sizes, scale) for scale in (1024, 512)}
-    write_vg_h5(paths['ann_file'], split, box_counts, encoded, labels, rel_counts, relations)
+    write_vg_h5(paths['ann_file'], split, box_counts, encoded, labels, rel_counts, relations, relation_scores)
     write_image_data(paths['image_data_file'], width, height, image_id, extra_image_entries)
     write_vg_dicts(paths['dicts_file'], classes, predicates, labels,
                    np.asarray(relations).reshape(-1, 3)[:, 2])

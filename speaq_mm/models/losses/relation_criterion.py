@@ -51,7 +51,10 @@ class SpeaQRelationCriterion(BaseModule):
     ``sample_weight`` while the denominators stay the reference's unweighted ones: the class-weighted number
     of queries for the cross-entropies and the number of matched pairs (averaged over ranks, at least 1)
     for the box terms. A batch of weights 1.0 therefore gives exactly the unweighted loss and a batch of
-    weights 0.5 exactly half of it.
+    weights 0.5 exactly half of it. A GT relation's own weight (``RelationTargets.relation_weights``, from
+    pseudo-label scores; docs/synthetic_data.md) multiplies, on top, every term of the queries matched to it:
+    at weight 0 those queries contribute no loss and receive no gradient (they still take the relation in
+    the matching, so they are not trained as background either).
 
     Args:
         num_entity_classes (int): C object classes (no-object is index C).
@@ -166,6 +169,11 @@ class SpeaQRelationCriterion(BaseModule):
         sample_weights = device_vector([t.sample_weight for t in targets], predictions.predicate_logits, torch.float32)
         query_weights = sample_weights.repeat_interleave(num_queries)
         matched_weights = sample_weights[image_index]
+        if any(t.relation_weights is not None for t in targets):
+            matched_weights = matched_weights * torch.cat([
+                t.relation_weights[g] if t.relation_weights is not None else t.entity_boxes.new_ones(len(g))
+                for t, g in zip(targets, gt_index)])
+            query_weights = query_weights.index_put((image_index * num_queries + query_index, ), matched_weights)
         num_matched = self._num_matched(len(query_index), predictions.predicate_logits)
 
         def gather_entities(field, column):

@@ -44,6 +44,9 @@ class RelationTargets(NamedTuple):
     relation_boxes: Tensor  # (R, 4) normalised cxcywh centre-to-centre boxes
     sample_weight: float
     source: Optional[str]
+    # (R,) float loss weight of each relation (``gt_relations.weights``: pseudo-label confidences mapped by the
+    # dataset's relation_weight); None: every relation weighs 1.
+    relation_weights: Optional[Tensor] = None
 
 
 class PaddedRelationTargets(NamedTuple):
@@ -150,34 +153,47 @@ def build_batch_relation_targets(data_samples, min_box_size=1e-5):
         if pairs.numel() and boxes.shape[0] == 0:
             raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, 0) of gt_instances')
         sample_weight = read_sample_weight(data_sample)
+        relation_weights = data_sample.gt_relations.get('weights')
+        if relation_weights is not None:
+            relation_weights = relation_weights.float().reshape(-1)
+            if relation_weights.shape[0] != pairs.shape[0]:
+                raise ValueError(f'{img_path}: gt_relations.weights holds {relation_weights.shape[0]} weights for '
+                                 f'{pairs.shape[0]} relations')
         widths = boxes[:, 2] - boxes[:, 0]
         heights = boxes[:, 3] - boxes[:, 1]
         usable = torch.isfinite(boxes).all(dim=1) & (widths > min_box_size) & (heights > min_box_size)
-        images.append((data_sample, img_path, boxes, pairs, usable, sample_weight))
+        images.append((data_sample, img_path, boxes, pairs, usable, sample_weight, relation_weights))
 
-    # Per image: relations pointing outside gt_instances, unusable boxes, relations using one; one read.
+    # Per image: relations pointing outside gt_instances, unusable boxes, relations using one, relation weights
+    # that are negative or not finite; one read.
     checks = []
-    for _, _, boxes, pairs, usable, _ in images:
+    for _, _, boxes, pairs, usable, _, relation_weights in images:
         if pairs.numel():
             outside = (pairs < 0).any() | (pairs >= boxes.shape[0]).any()
             dropped = (~usable[pairs.clamp(0, boxes.shape[0] - 1)].all(dim=1)).sum()
         else:
             outside = dropped = usable.new_zeros((), dtype=torch.long)
-        checks.append(torch.stack([outside.long(), (~usable).sum(), dropped.long()]))
+        bad_weights = (usable.new_zeros((), dtype=torch.long) if relation_weights is None else
+                       (~(torch.isfinite(relation_weights) & (relation_weights >= 0))).sum())
+        checks.append(torch.stack([outside.long(), (~usable).sum(), dropped.long(), bad_weights.long()]))
     checks = torch.stack(checks).tolist() if checks else []
 
     targets = []
-    for (data_sample, img_path, boxes, pairs, usable, sample_weight), check in zip(images, checks):
-        outside, num_unusable, num_dropped = check
+    for (data_sample, img_path, boxes, pairs, usable, sample_weight, relation_weights), check in zip(images, checks):
+        outside, num_unusable, num_dropped, num_bad_weights = check
         if outside:
             raise ValueError(f'{img_path}: gt_relations.pairs holds indices outside [0, {boxes.shape[0]}) of '
                              'gt_instances')
+        if num_bad_weights:
+            raise ValueError(f'{img_path}: gt_relations.weights must hold finite weights >= 0; '
+                             f'{num_bad_weights} do not')
         predicates = data_sample.gt_relations.labels.long().reshape(-1)
         if num_dropped:
             print_log(f'{img_path}: dropped {num_dropped} relation(s) whose subject or object box is empty or '
                       f'not finite ({num_unusable} such box(es))', logger='current', level=30)
             keep = usable[pairs].all(dim=1)
             pairs, predicates = pairs[keep], predicates[keep]
+            relation_weights = None if relation_weights is None else relation_weights[keep]
         img_h, img_w = data_sample.metainfo['img_shape'][:2]
         unit_box = device_vector([0., 0., 1., 1.], boxes)
         safe_boxes = torch.where(usable[:, None], boxes, unit_box)
@@ -191,7 +207,8 @@ def build_batch_relation_targets(data_samples, min_box_size=1e-5):
             predicate_labels=predicates,
             relation_boxes=relation_boxes,
             sample_weight=sample_weight,
-            source=data_sample.metainfo.get('source')))
+            source=data_sample.metainfo.get('source'),
+            relation_weights=relation_weights))
     return targets
 
 
