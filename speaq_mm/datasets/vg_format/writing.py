@@ -9,6 +9,7 @@ from typing import Dict, Sequence, Tuple
 import h5py
 import numpy as np
 
+from ...utils.atomic_io import atomic_dump, atomic_path, atomic_write
 from .reading import VG_FILE_NAMES, offsets_from_counts
 
 
