@@ -183,6 +183,8 @@ class ReliabilityProbeHook(Hook):
     Args:
         record_dir (str): folder of the record files.
         nan_loss_at (Sequence[int]): 1-based iterations whose loss is made NaN.
+        nan_forward_at (Sequence[int]): 1-based iterations whose training forward turns NaN inside the model:
+            the output of the backbone's stem convolution, before the BatchNorm that follows it.
         stall_checkpoint_at (int, optional): when the checkpoint of this iteration is written, write half of it
             to the temporary file, create ``<record_dir>/stalled`` and sleep, so that a test can kill the
             process in the middle of the write.
@@ -190,9 +192,10 @@ class ReliabilityProbeHook(Hook):
 
     priority = 'NORMAL'  # after_train_iter before ParamSchedulerHook (LOW) steps the learning rate
 
-    def __init__(self, record_dir, nan_loss_at=(), stall_checkpoint_at=None):
+    def __init__(self, record_dir, nan_loss_at=(), nan_forward_at=(), stall_checkpoint_at=None):
         self.record_dir = record_dir
         self.nan_loss_at = set(nan_loss_at)
+        self.nan_forward_at = set(nan_forward_at)
         self.stall_checkpoint_at = stall_checkpoint_at
         os.makedirs(record_dir, exist_ok=True)
 
@@ -215,6 +218,15 @@ class ReliabilityProbeHook(Hook):
                 return losses
 
             model.loss = nan_loss
+        if self.nan_forward_at:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+            def nan_output(module, inputs, output):
+                if module.training and runner.iter + 1 in self.nan_forward_at:
+                    return output * float('nan')
+                return output
+
+            model.backbone.conv1.register_forward_hook(nan_output)
         if self.stall_checkpoint_at is not None:
             self._stall_checkpoint_write(f'.iter_{self.stall_checkpoint_at}.pth.')
 
