@@ -140,22 +140,21 @@ def triplet_records(sample, classes: Sequence[str], predicates: Sequence[str], t
 
 
 def load_checked_model(config: str, checkpoint: str, device: str):
-    """``mmdet.apis.init_detector`` with the checkpoint checked against the model first (the check of
-    ``SpeaQCheckpointCompatibilityHook``: shapes, and the share of the model's tensors it fills)."""
+    """``mmdet.apis.init_detector`` with the checkpoint checked against the model first: every tensor of the
+    model must come from it (``speaq_mm.engine.check_checkpoint_complete``)."""
     import warnings
 
     from mmdet.apis import init_detector
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-    from speaq_mm.engine.hooks.checkpoint_compatibility_hook import check_checkpoint_fits
+    from speaq_mm.engine import check_checkpoint_complete
     from speaq_mm.utils import load_torch_file
     with warnings.catch_warnings():  # init_detector warns that, without a checkpoint, it assumes COCO classes
         warnings.simplefilter('ignore')
         # A palette given here keeps init_detector from building the test dataset (whose files we do not need).
         model = init_detector(config, None, device='cpu', palette='random')
     loaded = load_torch_file(checkpoint, map_location='cpu')
-    check_settings = (model.cfg.get('default_hooks') or {}).get('checkpoint_check') or {}
-    check_checkpoint_fits(model, loaded, f'checkpoint {checkpoint}', check_settings.get('min_matched_share', 0.5))
+    check_checkpoint_complete(model, loaded, f'checkpoint {checkpoint}')
     _load_checkpoint_to_model(model, loaded)
     model.dataset_meta = {key.lower(): value for key, value in loaded.get('meta', {}).get('dataset_meta', {}).items()}
     return model.to(device).eval()
@@ -167,7 +166,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('inputs', metavar='IMAGE_OR_FOLDER', help='an image or a folder of images')
     parser.add_argument('config', help='the model config')
     parser.add_argument('checkpoint', help='the checkpoint (.pth)')
-    parser.add_argument('--out-dir', required=True, help='folder for the drawings and JSON files')
+    parser.add_argument('--out-dir', required=True,
+                        help='folder for the drawings and JSON files (not the folder of the images)')
     parser.add_argument('--topk', type=int, default=20, help='triplets drawn and written per image (0: all)')
     parser.add_argument('--score-thr', type=float, default=0.0, help='minimum triplet score')
     parser.add_argument('--device', default=None, help='cuda:0, cpu, ... (default: cuda:0 when available)')
@@ -182,12 +182,14 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     images = list_images(args.inputs)
+    from speaq_mm.utils.output_guard import refuse_outputs_among_inputs
+    refuse_outputs_among_inputs(args.out_dir, images)
     import torch
     from mmdet.apis import inference_detector
     from mmdet.utils import register_all_modules
 
-    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.utils import trust_files_from_args
+    from speaq_mm.utils.atomic_io import atomic_dump
     from speaq_mm.visualization import SGGLocalVisualizer
 
     trust_files_from_args(args)

@@ -10,12 +10,18 @@ initialisation stays possible (a DETR detector initialises most of SpeaQ): the c
 ``min_matched_share`` of the model's tensors, after the model's own key conversions (``SpeaQDetector``
 replicates a DETR decoder into its three decoders).
 
-:class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies it to ``load_from``,
-``--resume`` and ``tools/test.py``; the image demo calls the function itself.
+Partial initialisation is for training only. A checkpoint that is tested, validated or drawn must fill every
+tensor of the model, or the missing ones (a relation branch, say) keep their random initialisation and the
+run reports meaningless numbers: :func:`check_checkpoint_complete` stops with the missing keys.
+
+:class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies the first to ``load_from``
+and ``--resume`` of a training run, the second to a checkpoint loaded for ``Runner.test`` or ``Runner.val``
+(``tools/test.py``); the image demo and other inference code call :func:`check_checkpoint_complete` themselves.
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 
 # The query tables of SpeaQDetector and the constructor argument that sets their number of rows.
 QUERY_TABLES = {'subject_query_embedding.weight': 'num_entity_queries',
@@ -106,13 +112,53 @@ def check_checkpoint_fits(model, checkpoint, source='the checkpoint', min_matche
             'this model (converted with tools/model_converters/ if it comes from the reference code)?')
 
 
+def _module_counts(keys):
+    """``'bbox_head.relation_decoder (40), ...'``: the keys counted by their first two dotted parts."""
+    counts = {}
+    for key in keys:
+        prefix = '.'.join(key.split('.')[:2])
+        counts[prefix] = counts.get(prefix, 0) + 1
+    return ', '.join(f'{prefix} ({count})' for prefix, count in counts.items())
+
+
+def check_checkpoint_complete(model, checkpoint, source='the checkpoint'):
+    """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` gives every tensor of ``model``.
+
+    What test-time code (``tools/test.py``, the image demo, inferencers) calls before it loads weights: a
+    tensor the checkpoint lacks would keep its random initialisation. The message names the missing keys,
+    grouped by module. Shapes are checked as in :func:`check_checkpoint_fits`.
+
+    Args:
+        model (nn.Module): the model (not a DDP wrapper).
+        checkpoint (dict): a loaded checkpoint (``state_dict`` inside, or a bare state dict).
+        source (str): names the checkpoint in the message.
+    """
+    model_state = model.state_dict()
+    state = _as_model_reads_it(model, checkpoint.get('state_dict', checkpoint))
+    mismatches = shape_mismatches(state, model_state)
+    if mismatches:
+        raise CheckpointMismatchError(describe_mismatches(mismatches, source))
+    missing = [key for key in model_state if key not in state]
+    if missing:
+        raise CheckpointMismatchError(
+            f'{source} lacks {len(missing)} of the model\'s {len(model_state)} tensors, which would keep their '
+            f'random initialisation: {_module_counts(missing)}. Missing keys: {_examples(missing)}. Keys of the '
+            f'checkpoint the model does not have: {_examples(k for k in state if k not in model_state) or "none"}. '
+            'Testing, '
+            'validating and drawing need a checkpoint of the whole model (one trained with this config); '
+            'partial initialisation (default_hooks.checkpoint_check.min_matched_share) is for training only.')
+
+
 @HOOKS.register_module()
 class SpeaQCheckpointCompatibilityHook(Hook):
     """Raise :class:`CheckpointMismatchError` when a loaded or resumed checkpoint does not fit the model.
 
+    A checkpoint loaded for training (``load_from``, ``--resume``) must fill ``min_matched_share`` of the model's
+    tensors; one loaded for ``Runner.test`` / ``Runner.val`` (``tools/test.py``) every tensor.
+
     Args:
         min_matched_share (float): see :func:`check_checkpoint_fits`; ``default_hooks.checkpoint_check`` of
-            the default runtime sets 0.5.
+            the default runtime sets 0.5. Training only.
     """
 
     priority = 'VERY_HIGH'
@@ -125,5 +171,10 @@ class SpeaQCheckpointCompatibilityHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint) -> None:
         """Check the checkpoint against the model before mmengine loads it."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        source = getattr(runner, '_load_from', None) or 'the checkpoint'
-        check_checkpoint_fits(model, checkpoint, f'checkpoint {source}', self.min_matched_share)
+        source = f"checkpoint {getattr(runner, '_load_from', None) or ''}".rstrip()
+        # Runner.train builds its train loop before it loads a checkpoint, Runner.test and Runner.val never do
+        # (mmengine 0.10.7; the attribute holds the loop's config until the loop is built).
+        if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            check_checkpoint_fits(model, checkpoint, source, self.min_matched_share)
+        else:
+            check_checkpoint_complete(model, checkpoint, source)
