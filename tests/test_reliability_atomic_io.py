@@ -12,10 +12,10 @@ import torch
 from mmengine.fileio import get_file_backend
 
 from speaq_mm.engine import build_runner, load_run_config
-from speaq_mm.utils import atomic_io
-from speaq_mm.utils.atomic_io import AtomicWriteError, atomic_write, find_partial_files
 from speaq_mm.engine.hooks.speaq_checkpoint_hook import SpeaQCheckpointHook
 from speaq_mm.engine.mmengine_compat import AtomicLocalBackend
+from speaq_mm.utils import atomic_io
+from speaq_mm.utils.atomic_io import AtomicWriteError, atomic_write, find_partial_files
 from tests.foundation_fixtures import write_toy_config
 from tests.reliability_fixtures import load_complete
 

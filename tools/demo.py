@@ -8,7 +8,10 @@ progress lines; evaluate on the toy test split; write to ``work_dirs/demo``:
 * the checkpoint ``iter_<N>.pth``, the training log (``<timestamp>/<timestamp>.log``), ``loss_curve.png`` and
   ``learning_curve.png``.
 
-    python tools/demo.py [--minutes 10] [--max-iters 1200] [--work-dir work_dirs/demo]
+    python tools/demo.py [--minutes 10] [--max-iters 1200] [--work-dir work_dirs/demo] [--overwrite]
+
+A second run never replaces the first one's results: when the work dir holds them, it writes to
+``work_dirs/demo_<YYYYmmdd_HHMMSS>`` and says so (``--overwrite`` writes into ``work_dirs/demo`` anyway).
 
 `tools/demo.sh` (the `make demo` target) installs what is missing first. Chance level for R@50 is about 0:
 a hit needs the subject, object and predicate labels right and both boxes at IoU >= 0.5.

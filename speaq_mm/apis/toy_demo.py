@@ -5,13 +5,17 @@ run (``tools/demo.py``) and the convergence benchmark (``tools/benchmarks/toy_co
 style with seed 0 and synthetic style with seed 1, as docs/getting_started.md writes them), trains the given
 config for at most ``minutes`` or ``max_iters``, evaluates the toy *test* split every ``val_interval``
 iterations and at the end, and writes ``metrics.json``, ``learning_curve.png`` and ``loss_curve.png``.
+:func:`run_command_line` never writes over an earlier run: when the work dir holds one's results, the new
+run goes to a timestamped sibling folder (``--overwrite`` writes into the earlier one instead).
 """
 import argparse
+import glob
 import os
 import os.path as osp
 import time
 
 from ..utils.atomic_io import atomic_dump
+from ..utils.output_guard import fresh_run_dir
 
 # What the toy configs read (configs/_base_/datasets/toy_real.py and toy_synthetic.py).
 TOY_DATASETS = (('toy_real', 'real', 0), ('toy_synthetic', 'synthetic', 1))
@@ -176,12 +180,19 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
     return result
 
 
+def holds_run_results(work_dir):
+    """Whether ``work_dir`` holds the results of a run (``metrics.json``, checkpoints, ``last_checkpoint``)."""
+    return any(osp.exists(osp.join(work_dir, name)) for name in ('metrics.json', 'last_checkpoint')) or bool(
+        glob.glob(osp.join(glob.escape(work_dir), '*.pth')))
+
+
 def run_command_line(argv, description, repo, work_dir, minutes, max_iters, val_interval):
     """Parse the options shared by ``tools/demo.py`` and ``tools/benchmarks/toy_convergence.py`` (with the
     caller's defaults; paths default to places inside the checkout ``repo``) and run :func:`train_and_evaluate`.
 
     Returns:
-        tuple: the parsed options, the ``metrics.json`` content and the total minutes taken.
+        tuple: the parsed options (``work_dir`` the folder actually written), the ``metrics.json`` content and
+        the total minutes taken.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', default=osp.join(repo, 'configs', 'toy', 'speaq_tiny_toy_mix.py'))
@@ -196,7 +207,12 @@ def run_command_line(argv, description, repo, work_dir, minutes, max_iters, val_
                         help='train images per toy dataset when generated')
     parser.add_argument('--num-test', type=int, default=300,
                         help='test images per toy dataset when generated')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into --work-dir even if it holds an earlier run (replacing its checkpoint and '
+                             'metrics); by default such a run goes to a new <work-dir>_<timestamp> folder')
     args = parser.parse_args(argv)
+    if not args.overwrite:
+        args.work_dir = fresh_run_dir(args.work_dir, holds_run_results, log=lambda line: print(f'[demo] {line}'))
     start = time.perf_counter()
     result = train_and_evaluate(args.config, args.work_dir, args.minutes, args.max_iters, args.val_interval,
                                 args.data_dir, args.num_train, args.num_test)

@@ -1,10 +1,10 @@
 from . import hooks, loops, optim_wrappers  # noqa: F401  (hooks, loop, optim wrappers)
 from .hooks.checkpoint_compatibility_hook import CheckpointMismatchError, check_checkpoint_complete
 from .mmengine_compat import install_process_wide_workarounds, load_local_checkpoint, prepare_launch
-from .runner import build_runner, check_work_dir_is_free, load_run_config, read_config
+from .runner import build_runner, check_work_dir_is_free, checkpoint_folder, load_run_config, read_config
 
 __all__ = [
     'install_process_wide_workarounds', 'load_local_checkpoint', 'prepare_launch', 'build_runner',
-    'check_work_dir_is_free', 'load_run_config', 'read_config', 'CheckpointMismatchError',
+    'check_work_dir_is_free', 'checkpoint_folder', 'load_run_config', 'read_config', 'CheckpointMismatchError',
     'check_checkpoint_complete'
 ]

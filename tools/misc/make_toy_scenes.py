@@ -11,6 +11,8 @@ Output (the standard VG file names, so configs only change ``data_root``)::
     OUT_DIR/VG-SGG-with-attri.h5  OUT_DIR/image_data.json  OUT_DIR/VG-SGG-dicts-with-attri.json
     OUT_DIR/VG_100K/<image_id>.jpg
 
+An existing non-empty OUT_DIR is refused unless ``--overwrite`` is given.
+
 Example::
 
     python tools/misc/make_toy_scenes.py data/toy_real --num-train 2000 --num-test 300
@@ -21,14 +23,18 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale
+from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale, remove_vg_dataset
+from speaq_mm.utils.output_guard import refuse_non_empty_folder
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out_dir', help='output folder (created)')
+    parser.add_argument('out_dir', help='output folder (created; an existing non-empty one is refused)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the dataset in a non-empty OUT_DIR (its VG files and VG_100K images are '
+                             'deleted first, so that no two sets mix)')
     parser.add_argument('--preset', choices=['toy', 'vg150-scale'], default='toy',
                         help='toy: rendered shape scenes; vg150-scale: VG150-sized annotations, no images')
     parser.add_argument('--num-train', type=int, default=2000, help='images with split 0')
@@ -52,6 +58,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Generate the dataset described by the command line and print a summary."""
     args = parse_args(argv)
+    refuse_non_empty_folder(args.out_dir, args.overwrite)
+    if args.overwrite:
+        removed = remove_vg_dataset(args.out_dir)
+        if removed:
+            print(f'--overwrite: removed the {removed} file(s) of the earlier dataset in {args.out_dir}')
     start = time.perf_counter()
     if args.preset == 'vg150-scale':
         summary = make_vg150_scale(args.out_dir, seed=args.seed)
