@@ -144,9 +144,17 @@ def check_checkpoint_complete(model, checkpoint, source='the checkpoint'):
             f'{source} lacks {len(missing)} of the model\'s {len(model_state)} tensors, which would keep their '
             f'random initialisation: {_module_counts(missing)}. Missing keys: {_examples(missing)}. Keys of the '
             f'checkpoint the model does not have: {_examples(k for k in state if k not in model_state) or "none"}. '
-            'Testing, '
-            'validating and drawing need a checkpoint of the whole model (one trained with this config); '
+            'Testing, validating and drawing need a checkpoint of the whole model (one trained with this config); '
             'partial initialisation (default_hooks.checkpoint_check.min_matched_share) is for training only.')
+
+
+def loads_for_training(runner):
+    """Whether the checkpoint ``runner`` is loading (in ``after_load_checkpoint``) is for ``Runner.train``.
+
+    ``Runner.train`` builds its train loop before it loads or resumes a checkpoint; ``Runner.test`` and
+    ``Runner.val`` never build it (mmengine 0.10.7: ``_train_loop`` holds the loop's config until then).
+    """
+    return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
 
 
 @HOOKS.register_module()
@@ -172,9 +180,7 @@ class SpeaQCheckpointCompatibilityHook(Hook):
         """Check the checkpoint against the model before mmengine loads it."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         source = f"checkpoint {getattr(runner, '_load_from', None) or ''}".rstrip()
-        # Runner.train builds its train loop before it loads a checkpoint, Runner.test and Runner.val never do
-        # (mmengine 0.10.7; the attribute holds the loop's config until the loop is built).
-        if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+        if loads_for_training(runner):
             check_checkpoint_fits(model, checkpoint, source, self.min_matched_share)
         else:
             check_checkpoint_complete(model, checkpoint, source)

@@ -12,7 +12,8 @@ validation and testing.
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
+
+from .checkpoint_compatibility_hook import loads_for_training
 
 # head attribute -> the dataset metainfo key whose length it must equal
 _COUNTS = (('num_entity_classes', 'classes'), ('num_classes', 'classes'), ('num_predicates', 'predicates'))
@@ -67,8 +68,7 @@ class SpeaQVocabularyCheckHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Keep the names of a checkpoint loaded for testing, validation or resuming."""
-        training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)  # built before loading (0.10.7)
-        if not training or getattr(runner, '_resume', False):
+        if not loads_for_training(runner) or getattr(runner, '_resume', False):
             self.model_vocabulary = (checkpoint.get('meta') or {}).get('dataset_meta')
 
     def _check(self, runner, loader_name):
