@@ -29,6 +29,7 @@ from speaq_mm.utils import atomic_io
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_MIX_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_mix.py')
+TOY_REAL_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_real.py')
 RELIABILITY_IMPORTS = ['speaq_mm', 'tests.reliability_fixtures']
 # Real: 16 train-split images (the first VAL_IMAGES are val, as in the recipe) and 5 test images (an odd
 # number, so that two ranks need padding).
@@ -83,8 +84,10 @@ def copy_toy_data(roots, folder):
 
 
 def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, milestone=None, on_unreadable='error',
-                     validate=True, probe=None, extra='', num_workers=0, dropout=0.0, count_decodes=False):
-    """Write a small run of the toy mix recipe into ``folder``; return the config path.
+                     validate=True, probe=None, extra='', num_workers=0, dropout=0.0, count_decodes=False,
+                     single_source=False):
+    """Write a small run of the toy mix recipe (or of the single-source toy recipe) into ``folder``; return the
+    config path.
 
     Args:
         folder (str): where the config is written; the run's work dir is ``<folder>/work``.
@@ -101,25 +104,21 @@ def write_run_config(folder, roots, max_iters=6, interval=3, batch_size=2, miles
         num_workers (int): training dataloader workers (persistent when > 0).
         dropout (float): dropout of every attention and feed-forward layer (the toy recipe has none).
         count_decodes (bool): record every training image decoded (:func:`read_decodes`).
+        single_source (bool): run ``configs/toy/speaq_tiny_toy_real.py`` (the real toy set only, mmdet's
+            aspect-ratio batches) instead of the mix; ``num_workers=None`` then keeps the recipe's workers.
     """
     milestone = max_iters - 2 if milestone is None else milestone
     probe = dict(dict(record_dir=osp.join(folder, 'records')), **(probe or {}))
     os.makedirs(folder, exist_ok=True)
     path = osp.join(folder, 'reliability_run.py')
     with open(path, 'w') as f:
-        f.write(f"""_base_ = [{TOY_MIX_CONFIG!r}]
+        f.write(f"""_base_ = [{TOY_REAL_CONFIG if single_source else TOY_MIX_CONFIG!r}]
 custom_imports = dict(imports={RELIABILITY_IMPORTS!r}, allow_failed_imports=False)
 work_dir = {osp.join(folder, 'work')!r}
 train_pipeline = [dict(type='SGGLoadImageFromFile', on_unreadable={on_unreadable!r})] + (
     [dict(type='ReliabilityDecodeCounter', record_dir={probe['record_dir']!r})] if {count_decodes!r} else []) + \
     _base_.train_pipeline[1:]
-real_train_dataset = dict(_base_.real_train_dataset, data_root={roots['real']!r}, num_val_images={VAL_IMAGES},
-                          pipeline=train_pipeline)
-synthetic_train_dataset = dict(_base_.synthetic_train_dataset, data_root={roots['synthetic']!r},
-                               num_val_images=0, pipeline=train_pipeline)
-train_dataloader = dict(batch_size={batch_size}, num_workers={num_workers}, persistent_workers={num_workers > 0},
-                        batch_sampler=dict(infinite=True),
-                        dataset=dict(datasets=[real_train_dataset, synthetic_train_dataset]))
+{_single_source_data(roots, batch_size, num_workers) if single_source else _mix_data(roots, batch_size, num_workers)}
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                       dataset=dict(data_root={roots['real']!r}, num_val_images={VAL_IMAGES}))
 test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
@@ -147,6 +146,27 @@ model = dict(
     return path
 
 
+def _workers(num_workers):
+    return '' if num_workers is None else f'num_workers={num_workers}, persistent_workers={num_workers > 0}, '
+
+
+def _mix_data(roots, batch_size, num_workers):
+    """The training data lines of :func:`write_run_config` for the toy mix recipe."""
+    return f"""real_train_dataset = dict(_base_.real_train_dataset, data_root={roots['real']!r},
+                          num_val_images={VAL_IMAGES}, pipeline=train_pipeline)
+synthetic_train_dataset = dict(_base_.synthetic_train_dataset, data_root={roots['synthetic']!r},
+                               num_val_images=0, pipeline=train_pipeline)
+train_dataloader = dict(batch_size={batch_size}, {_workers(num_workers)}batch_sampler=dict(infinite=True),
+                        dataset=dict(datasets=[real_train_dataset, synthetic_train_dataset]))"""
+
+
+def _single_source_data(roots, batch_size, num_workers):
+    """The training data lines of :func:`write_run_config` for the single-source toy recipe."""
+    return f"""train_dataloader = dict(batch_size={batch_size}, {_workers(num_workers)}
+                        dataset=dict(data_root={roots['real']!r}, num_val_images={VAL_IMAGES},
+                                     pipeline=train_pipeline))"""
+
+
 @HOOKS.register_module()
 class ReliabilityProbeHook(Hook):
     """Records what a run did, one JSON line per event, in ``<record_dir>/rank<r>.jsonl``; injects faults.
@@ -158,6 +178,8 @@ class ReliabilityProbeHook(Hook):
     Args:
         record_dir (str): folder of the record files.
         nan_loss_at (Sequence[int]): 1-based iterations whose loss is made NaN.
+        nan_forward_at (Sequence[int]): 1-based iterations whose training forward turns NaN inside the model:
+            the output of the backbone's stem convolution, before the BatchNorm that follows it.
         stall_checkpoint_at (int, optional): when the checkpoint of this iteration is written, write half of it
             to the temporary file, create ``<record_dir>/stalled`` and sleep, so that a test can kill the
             process in the middle of the write.
@@ -165,9 +187,10 @@ class ReliabilityProbeHook(Hook):
 
     priority = 'NORMAL'  # after_train_iter before ParamSchedulerHook (LOW) steps the learning rate
 
-    def __init__(self, record_dir, nan_loss_at=(), stall_checkpoint_at=None):
+    def __init__(self, record_dir, nan_loss_at=(), nan_forward_at=(), stall_checkpoint_at=None):
         self.record_dir = record_dir
         self.nan_loss_at = set(nan_loss_at)
+        self.nan_forward_at = set(nan_forward_at)
         self.stall_checkpoint_at = stall_checkpoint_at
         os.makedirs(record_dir, exist_ok=True)
 
@@ -190,6 +213,15 @@ class ReliabilityProbeHook(Hook):
                 return losses
 
             model.loss = nan_loss
+        if self.nan_forward_at:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+            def nan_output(module, inputs, output):
+                if module.training and runner.iter + 1 in self.nan_forward_at:
+                    return output * float('nan')
+                return output
+
+            model.backbone.conv1.register_forward_hook(nan_output)
         if self.stall_checkpoint_at is not None:
             self._stall_checkpoint_write(f'.iter_{self.stall_checkpoint_at}.pth.')
 

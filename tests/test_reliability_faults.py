@@ -24,6 +24,7 @@ from tests.datasets_fixtures import edit_h5, load_tool
 from tests.reliability_fixtures import (
     copy_toy_data,
     expected_batches,
+    load_complete,
     read_records,
     write_run_config,
 )
@@ -86,6 +87,24 @@ def test_every_relation_filtered_out_by_the_pipeline(tmp_path, damaged_data):
                                            'Every relation is being filtered out'):
         train(config)
     assert 'iteration 1: the training batch has no ground-truth relation' in log_of(folder)
+    assert [r['iter'] for r in trained(folder)] == [1]
+
+
+@pytest.mark.slow
+def test_every_relation_of_one_source_filtered_out_by_its_pipeline(tmp_path, damaged_data):
+    """Only the synthetic source's pipeline drops every box: the real samples keep every batch's relation count
+    above 0, yet the run stops, naming the synthetic source."""
+    folder = str(tmp_path)
+    extra = ('train_dataloader["dataset"]["datasets"][1]["pipeline"] = train_pipeline[:5] + '
+             '[dict(type="SGGFilterEmptyInstances", min_size=10000)] + train_pipeline[6:]')
+    config = write_run_config(folder, damaged_data, max_iters=6, validate=False, extra=extra)
+    datasets = Config.fromfile(config).train_dataloader.dataset.datasets
+    assert [d.pipeline[5].min_size for d in datasets] == [1e-5, 10000]
+    with pytest.raises(RuntimeError, match='iteration 2: the training batch has no ground-truth relation left after '
+                                           'the pipeline in its samples of source "synthetic".*Every relation is '
+                                           'being filtered out of synthetic'):
+        train(config)
+    assert 'of source "real"' not in log_of(folder)
     assert [r['iter'] for r in trained(folder)] == [1]
 
 
@@ -153,6 +172,31 @@ def test_nan_loss_skips_steps_then_stops(tmp_path, damaged_data):
     assert 'iteration 3: non-finite' not in log
     assert [(r['iter'], r['loss'] == 'nan') for r in trained(folder)] == [
         (1, False), (2, True), (3, False), (4, True)]  # iteration 5 raised before the probe recorded it
+
+
+@pytest.mark.slow
+def test_a_nan_born_in_the_forward_leaves_no_trace_in_the_model(tmp_path, reliability_toy_data):
+    """The toy recipe trains its BatchNorm: a NaN inside the forward of iteration 2 reaches the running
+    statistics before any loss exists. The skipped step must put them back, so the final checkpoint holds only
+    finite tensors and evaluates to finite scores."""
+    folder = str(tmp_path)
+    config = write_run_config(folder, reliability_toy_data, max_iters=4, interval=4,
+                              probe=dict(nan_forward_at=[2]))
+    train(config)
+    assert 'iteration 2: non-finite loss or gradient, weight update skipped (1 in a row' in log_of(folder)
+    assert 'iteration 3: non-finite' not in log_of(folder)
+    state = load_complete(osp.join(folder, 'work', 'iter_4.pth'))['state_dict']
+    running = [key for key in state if key.endswith('running_var')]
+    assert running, 'the toy recipe has trainable BatchNorm'
+    assert [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()] \
+        == []
+    scores = [r['score'] for r in read_records(osp.join(folder, 'records')) if r['event'] == 'val']
+    assert len(scores) == 1 and np.isfinite(scores[0])
+    checkpoint = osp.join(folder, 'work', 'iter_4.pth')
+    load_tool('tools/test.py').main([config, checkpoint, '--work-dir', osp.join(folder, 'test'), '--cfg-options',
+                                     'visualizer.name=nan_forward_test'])
+    tested = [r['metrics'] for r in read_records(osp.join(folder, 'records')) if r['event'] == 'test']
+    assert len(tested) == 1 and np.isfinite(tested[0]['probe/score'])
 
 
 def _build_with(config, key, value):

@@ -7,6 +7,7 @@ are computed here from a fresh sampler and fresh schedulers.
 """
 import glob
 import os.path as osp
+import re
 import subprocess
 
 import pytest
@@ -195,15 +196,55 @@ def test_a_killed_and_resumed_run_equals_the_run_never_stopped(tmp_path, reliabi
     assert len(read_decodes(runs['straight'][1])) >= 24 * batch
 
 
+def assert_bit_identical(first, second):
+    """Weights, buffers and optimizer state of two checkpoints are equal bit for bit."""
+    assert first['state_dict'].keys() == second['state_dict'].keys()
+    differing = [key for key in first['state_dict'] if not torch.equal(first['state_dict'][key],
+                                                                      second['state_dict'][key])]
+    assert not differing, f'{len(differing)} of {len(first["state_dict"])} tensors differ: {differing[:5]}'
+    states = [c['optimizer']['state'] for c in (first, second)]
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(value, states[1][key][name]) for key in states[0] for name, value in states[0][key].items())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('ranks', [1, 2])
+def test_the_single_source_recipe_killed_past_its_first_epoch_resumes_bit_for_bit(tmp_path, reliability_toy_data,
+                                                                                   ranks):
+    """configs/toy/speaq_tiny_toy_real.py as shipped (mmdet's aspect-ratio batches, 1 persistent dataloader
+    worker) on the 12 toy train images, batch 2 (6 batches an epoch on 1 rank, 3 on 2): killed after the
+    iteration-8 checkpoint, past its first epoch, and resumed to 12, it ends bit for bit where the straight run
+    ends. The iterator the loop builds before the checkpoint is loaded prefetches epoch 0; that must not change
+    how the resume counts the epoch's batches."""
+    launcher = start_training if ranks == 1 else start_two_rank_training
+    runs = _straight_killed_resumed(str(tmp_path), reliability_toy_data, 12, 8, launcher,
+                                    batch_size=2, num_workers=None, single_source=True)
+    with open(osp.join(str(tmp_path), 'resumed.log')) as f:
+        assert re.search(r'resuming at batch 8 \(epoch [1-9] of the batch sampler\)', f.read())
+    straight = load_complete(osp.join(runs['straight'][0], 'iter_12.pth'))
+    assert_bit_identical(straight, load_complete(osp.join(runs['killed'][0], 'iter_12.pth')))
+    for rank in range(ranks):
+        straight_records = trained_records(runs['straight'][1], rank)
+        resumed_records = trained_records(runs['resumed'][1], rank)
+        assert sorted(resumed_records) == list(range(9, 13))
+        for iteration, record in resumed_records.items():
+            expected = straight_records[iteration]
+            assert (record['samples'], record['lr'], record['loss']) == (
+                expected['samples'], expected['lr'], expected['loss']), (rank, iteration)
+        assert all(sample[0] == 'real' for record in straight_records.values() for sample in record['samples'])
+
+
+def start_two_rank_training(config, log_path, *args):
+    """Start ``tools/dist_train.sh config 2 *args`` (two gloo ranks) in a new process group."""
+    log = open(log_path, 'w')
+    return subprocess.Popen(['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2', *args],
+                            cwd=REPO_ROOT, env=subprocess_env(PORT=str(free_port())), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_killed_and_resumed_equal_the_run_never_stopped(tmp_path, reliability_toy_data):
-    def launch(config, log_path, *args):
-        log = open(log_path, 'w')
-        return subprocess.Popen(['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2', *args],
-                                cwd=REPO_ROOT, env=subprocess_env(PORT=str(free_port())), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-    runs = _straight_killed_resumed(str(tmp_path), reliability_toy_data, 8, 4, launch,
+    runs = _straight_killed_resumed(str(tmp_path), reliability_toy_data, 8, 4, start_two_rank_training,
                                     batch_size=2, num_workers=1, dropout=0.1)
     assert_same_training_state(load_complete(osp.join(runs['straight'][0], 'iter_8.pth')),
                                load_complete(osp.join(runs['killed'][0], 'iter_8.pth')))

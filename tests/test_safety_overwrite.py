@@ -130,3 +130,87 @@ def test_image_ids_that_are_not_plain_ids_are_refused(tmp_path, image_id):
         read_image_data(str(path))
     path.write_text(json.dumps([dict(width=10, height=10, image_id=1), dict(width=10, height=10, image_id='x-2.b')]))
     assert read_image_data(str(path))['image_id'].tolist() == [1, 'x-2.b']
+
+
+def test_train_refuses_a_work_dir_holding_only_a_last_checkpoint_pointer(tmp_path):
+    """The pointer alone marks another run (its checkpoints may live in an out_dir elsewhere)."""
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text('/elsewhere/run/iter_8.pth')
+    before = snapshot(work_dir)
+    with pytest.raises(FileExistsError, match=r'work dir .* holds checkpoints of another run \(last_checkpoint\)'):
+        load_tool('tools/train.py').main([TOY_MIX_CONFIG, '--work-dir', str(work_dir)])
+    assert snapshot(work_dir) == before
+
+
+@pytest.mark.parametrize('resume', [[], ['--resume']])
+def test_train_refuses_a_checkpoint_out_dir_holding_another_runs_checkpoints(tmp_path, resume):
+    """Work dirs a/exp and b/exp with default_hooks.checkpoint.out_dir=ckpts both save to ckpts/exp: the second
+    run must not start over the first one's checkpoints (nor with --resume, which has nothing to resume in
+    b/exp and so starts from iteration 0)."""
+    shared = tmp_path / 'ckpts'
+    (shared / 'exp').mkdir(parents=True)
+    (shared / 'exp' / 'iter_4.pth').write_bytes(b'the first run\'s checkpoint')
+    (tmp_path / 'a' / 'exp').mkdir(parents=True)
+    (tmp_path / 'a' / 'exp' / 'last_checkpoint').write_text(str(shared / 'exp' / 'iter_4.pth'))
+    second = tmp_path / 'b' / 'exp'
+    before = snapshot(tmp_path)
+    with pytest.raises(FileExistsError, match=f'checkpoint folder {shared / "exp"} .*holds checkpoints of another '
+                                              r'run \(iter_4\.pth\)'):
+        load_tool('tools/train.py').main([TOY_MIX_CONFIG, '--work-dir', str(second), *resume, '--cfg-options',
+                                          f'default_hooks.checkpoint.out_dir={shared}'])
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize('preset', ['toy', 'vg150-scale'])
+def test_make_toy_scenes_refuses_an_existing_dataset(tmp_path, preset):
+    out = tmp_path / 'toy'
+    tool = load_tool('tools/misc/make_toy_scenes.py')
+    tool.main([str(out), '--num-train', '5', '--num-test', '1', '--image-size', '32'])
+    before = snapshot(out)
+    with pytest.raises(FileExistsError, match=f'{out} is not empty; nothing was written.*--overwrite'):
+        tool.main([str(out), '--preset', preset, '--num-train', '2', '--num-test', '1', '--seed', '3'])
+    assert snapshot(out) == before
+    tool.main([str(out), '--num-train', '2', '--num-test', '1', '--image-size', '32', '--seed', '3', '--overwrite'])
+    assert len(os.listdir(out / 'VG_100K')) == 3  # the earlier set's other images are gone, not mixed in
+    assert len(read_image_data(str(out / 'image_data.json'))['image_id']) == 3
+
+
+@pytest.mark.parametrize('existing', ['dump.pkl', 'dump_metrics.json', 'dump_meta.json'])
+def test_test_tool_refuses_to_replace_an_earlier_dump_or_its_metrics(tmp_path, existing):
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'never read: the refusal comes first')
+    (tmp_path / existing).write_text('an earlier evaluation')
+    before = snapshot(tmp_path)
+    with pytest.raises(FileExistsError, match=f'{tmp_path / existing} already exist.*--overwrite'):
+        load_tool('tools/test.py').main([TOY_MIX_CONFIG, str(checkpoint), '--out', str(tmp_path / 'dump.pkl'),
+                                         '--work-dir', str(tmp_path / 'work')])
+    assert snapshot(tmp_path) == before
+
+
+def test_make_demo_twice_keeps_the_first_runs_results(tmp_path, monkeypatch, capsys):
+    """The second `make demo` (tools/demo.py) writes to a new timestamped folder and says so; --overwrite
+    writes into the first one."""
+    from speaq_mm.apis import toy_demo
+
+    def fake_train_and_evaluate(config, work_dir, *args, **kwargs):  # what the run leaves in its work dir
+        os.makedirs(work_dir, exist_ok=True)
+        for name in ('metrics.json', 'iter_4.pth'):
+            with open(osp.join(work_dir, name), 'w') as file:
+                file.write(f'run {len(os.listdir(tmp_path))}')
+        return {'R@50': 0.0, 'mR@50': 0.0}
+
+    monkeypatch.setattr(toy_demo, 'train_and_evaluate', fake_train_and_evaluate)
+    demo = load_tool('tools/demo.py')
+    work_dir = tmp_path / 'demo'
+    demo.main(['--work-dir', str(work_dir)])
+    first = snapshot(work_dir)
+    demo.main(['--work-dir', str(work_dir)])
+    assert snapshot(work_dir) == first
+    second = [path for path in tmp_path.iterdir() if path.name.startswith('demo_')]
+    assert len(second) == 1 and sorted(os.listdir(second[0])) == ['iter_4.pth', 'metrics.json']
+    out = capsys.readouterr().out
+    assert f'{work_dir} holds the results of an earlier run, which are kept; this run writes to {second[0]}' in out
+    assert f'[demo] metrics: {second[0] / "metrics.json"}' in out
+    demo.main(['--work-dir', str(work_dir), '--overwrite'])
+    assert snapshot(work_dir) != first and len(list(tmp_path.iterdir())) == 2

@@ -19,7 +19,7 @@ from speaq_mm.engine import load_run_config
 from speaq_mm.engine.hooks.checkpoint_compatibility_hook import CheckpointMismatchError, check_checkpoint_fits
 from speaq_mm.utils import load_torch_file
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread, tool_test_options
+from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread, tool_test_options, without_relation_branch
 
 SHIPPED_RECIPES = ['configs/toy/speaq_tiny_toy_mix.py', 'configs/toy/speaq_tiny_toy_real.py',
                    'configs/visual_genome.py', 'configs/speaq_multi.py', 'configs/synthetic_genome.py',
@@ -57,8 +57,8 @@ def test_test_tool_refuses_a_checkpoint_sharing_no_key_with_the_model(tmp_path, 
     torch.save(checkpoint, path)
     result = run_test_tool(toy_run, path, tmp_path / 'test')
     assert result.returncode != 0
-    assert f'CheckpointMismatchError: checkpoint {path} fills only 0 of the model' in result.stderr
-    assert 'Its own keys: model.backbone.' in result.stderr
+    assert f'CheckpointMismatchError: checkpoint {path} lacks' in result.stderr
+    assert 'Keys of the checkpoint the model does not have: model.backbone.' in result.stderr
     assert no_metrics_in(tmp_path / 'test')
 
 
@@ -72,6 +72,41 @@ def test_test_tool_refuses_a_checkpoint_with_a_shape_mismatch(tmp_path, toy_run)
     assert result.returncode != 0
     assert f'checkpoint {path} does not fit the model: 1 tensor(s) have other shapes' in result.stderr
     assert f'{key}: (6, 128) vs (7, 128)' in result.stderr
+    assert no_metrics_in(tmp_path / 'test')
+
+
+def test_test_tool_refuses_a_checkpoint_without_the_relation_branch(toy_run, tmp_path):
+    """Training init may fill part of the model; a test may not: the missing keys are named."""
+    run = toy_run
+    path, dropped = without_relation_branch(run, tmp_path)
+    init_default_scope('mmdet')
+    model = MODELS.build(load_run_config(TOY_MIX_CONFIG).model)
+    share = 1 - len(dropped) / len(model.state_dict())
+    assert 0.6 < share < 0.85, share
+    check_checkpoint_fits(model, load_torch_file(path), min_matched_share=0.5)  # good enough to start training
+    result = run_test_tool(run, path, tmp_path / 'test')
+    assert result.returncode != 0
+    assert (f'CheckpointMismatchError: checkpoint {path} lacks {len(dropped)} of the model\'s '
+            f'{len(model.state_dict())} tensors') in result.stderr
+    assert 'bbox_head.predicate_classifier' in result.stderr and dropped[0] in result.stderr
+    assert no_metrics_in(tmp_path / 'test')
+
+
+@pytest.mark.parametrize('key', ['classes', 'predicates'])
+def test_a_checkpoint_whose_names_are_swapped_is_refused_at_test_time(toy_run, tmp_path, key):
+    """Same counts, two names in the other order: the model would be scored against the wrong names."""
+    run = toy_run
+    checkpoint = load_torch_file(run.checkpoint)
+    names = list(checkpoint['meta']['dataset_meta'][key])
+    names[0], names[1] = names[1], names[0]
+    checkpoint['meta']['dataset_meta'][key] = tuple(names)
+    path = str(tmp_path / 'swapped.pth')
+    torch.save(checkpoint, path)
+    options = tool_test_options(run.real_root, f'swapped_{key}')
+    with one_torch_thread(), pytest.raises(ValueError, match=f"{key}: #0 is {names[0]!r} in the checkpoint but "
+                                                             f"{names[1]!r} in the dataset"):
+        load_tool('tools/test.py').main([TOY_MIX_CONFIG, path, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                                         *[f'{k}={v}' for k, v in options.items()]])
     assert no_metrics_in(tmp_path / 'test')
 
 

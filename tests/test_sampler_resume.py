@@ -207,3 +207,35 @@ def test_aspect_ratio_batches_resume_at_any_batch_with_the_same_seeds():
         epoch = resumed.resume_at(start)
         assert epoch == start // per_epoch
         assert draws(resumed, epoch, 4 - epoch)[:len(reference) - start] == reference[start:]
+
+
+@pytest.mark.parametrize('drop_last', [False, True])
+def test_aspect_ratio_batches_are_mmdets_whatever_pass_was_abandoned_before(drop_last):
+    """A pass run to its end gives mmdet's batches; a pass abandoned part-way (a dataloader iterator that
+    prefetched and was dropped, as before every resume) changes neither the next pass nor ``resume_at``."""
+    from mmdet.datasets.samplers import AspectRatioBatchSampler
+    from mmengine.dataset import DefaultSampler
+
+    from speaq_mm.datasets.samplers import SGGAspectRatioBatchSampler
+    dataset = _ShapedImages()
+
+    def fresh(kind=SGGAspectRatioBatchSampler):
+        return kind(DefaultSampler(dataset, shuffle=True, seed=3), batch_size=4, drop_last=drop_last)
+
+    def as_ints(batches):
+        return [[int(i) for i in batch] for batch in batches]
+
+    mmdets = as_ints(fresh(AspectRatioBatchSampler))
+    assert as_ints(fresh()) == mmdets and len(mmdets) > 3
+    sampler = fresh()
+    abandoned = iter(sampler)
+    next(abandoned), next(abandoned)
+    assert as_ints(sampler) == mmdets
+    resumed = fresh()
+    abandoned = iter(resumed)
+    next(abandoned), next(abandoned)
+    assert resumed.resume_at(len(mmdets) + 1) == 1  # the first pass does not count the abandoned indices
+    resumed.sampler.set_epoch(1)
+    straight = fresh()
+    straight.sampler.set_epoch(1)
+    assert as_ints(resumed) == as_ints(straight)[1:]

@@ -11,7 +11,15 @@ from PIL import Image
 
 from speaq_mm.visualization import GUTTER_COLOUR
 from tests.datasets_fixtures import load_tool
-from tests.tools_fixtures import TOY_MIX_CONFIG, assert_drawing, one_torch_thread, panel_grid, read_png
+from tests.tools_fixtures import (
+    TOY_MIX_CONFIG,
+    assert_drawing,
+    one_torch_thread,
+    panel_grid,
+    read_png,
+    snapshot,
+    without_relation_branch,
+)
 
 image_demo = load_tool('tools/demo/image_demo.py')
 # Photos shipped inside scikit-image (requirements/tests.txt; no download), with their size and mode: RGB, grey,
@@ -147,3 +155,29 @@ def test_bad_inputs_name_the_problem(demo, photos, tmp_path):
     with pytest.raises(ValueError, match='broken.jpg: not an image'), one_torch_thread():
         image_demo.main([str(photos / 'broken.jpg'), TOY_MIX_CONFIG, run.checkpoint, '--out-dir', str(tmp_path),
                          '--device', 'cpu'])
+
+
+def test_outputs_never_land_on_the_photos(demo, photos, tmp_path):
+    """--out-dir the photos' folder, or a folder holding it, would put astronaut.png's drawing over it."""
+    _, _, run = demo
+    folder = tmp_path / 'photos'
+    shutil.copytree(photos, folder)
+    before = snapshot(tmp_path)
+    for inputs, out_dir in ((folder, folder), (folder, tmp_path), (folder / 'astronaut.png', folder)):
+        with pytest.raises(ValueError, match=f'--out-dir {out_dir} holds the input image'), one_torch_thread():
+            image_demo.main([str(inputs), TOY_MIX_CONFIG, run.checkpoint, '--out-dir', str(out_dir), '--device',
+                             'cpu'])
+    assert snapshot(tmp_path) == before
+
+
+def test_a_checkpoint_without_the_relation_branch_is_refused(demo, photos, tmp_path):
+    """The demo draws with every tensor from the checkpoint, or with none: the missing keys are named."""
+    from speaq_mm.engine import CheckpointMismatchError
+    _, _, run = demo
+    path, dropped = without_relation_branch(run, tmp_path)
+    with pytest.raises(CheckpointMismatchError, match=f'lacks {len(dropped)} of the model.*predicate_classifier'), \
+            one_torch_thread():
+        image_demo.main([str(photos / 'tiny.png'), TOY_MIX_CONFIG, path, '--out-dir', str(tmp_path / 'out'),
+                         '--device', 'cpu'])
+    assert not (tmp_path / 'out').exists()
+

@@ -269,3 +269,20 @@ def assert_drawing(image: np.ndarray, min_std: float = 5.0) -> None:
     assert image.ndim == 3 and image.shape[2] == 3
     assert image.std() > min_std, f'image looks blank (std {image.std():.1f})'
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 20
+
+
+def without_relation_branch(run, folder):
+    """The toy run's checkpoint without the relation branch and heads (every tensor whose key names a relation,
+    a predicate or the head): about 72 % of the model's tensors, enough for training init (min_matched_share
+    0.5), not for a test. Returns its path and the keys dropped."""
+    import torch
+
+    from speaq_mm.utils import load_torch_file
+    checkpoint = load_torch_file(run.checkpoint)
+    dropped = [key for key in checkpoint['state_dict']
+               if key.startswith('bbox_head.') or 'relation' in key or 'predicate' in key]
+    for key in dropped:
+        del checkpoint['state_dict'][key]
+    path = osp.join(str(folder), 'no_relation_branch.pth')
+    torch.save(checkpoint, path)
+    return path, dropped

@@ -8,7 +8,10 @@ progress lines; evaluate on the toy test split; write to ``work_dirs/demo``:
 * the checkpoint ``iter_<N>.pth``, the training log (``<timestamp>/<timestamp>.log``), ``loss_curve.png`` and
   ``learning_curve.png``.
 
-    python tools/demo.py [--minutes 10] [--max-iters 1200] [--work-dir work_dirs/demo]
+    python tools/demo.py [--minutes 10] [--max-iters 1200] [--work-dir work_dirs/demo] [--overwrite]
+
+A second run never replaces the first one's results: when the work dir holds them, it writes to
+``work_dirs/demo_<YYYYmmdd_HHMMSS>`` and says so (``--overwrite`` writes into ``work_dirs/demo`` anyway).
 
 `tools/demo.sh` (the `make demo` target) installs what is missing first. Chance level for R@50 is about 0:
 a hit needs the subject, object and predicate labels right and both boxes at IoU >= 0.5.
@@ -21,7 +24,8 @@ import time
 # Idle OpenMP threads sleep instead of spinning (docs/benchmarks.md, "make demo"); set before torch loads.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from speaq_mm.apis.toy_demo import train_and_evaluate  # noqa: E402
+from speaq_mm.apis.toy_demo import holds_run_results, train_and_evaluate  # noqa: E402
+from speaq_mm.utils.output_guard import fresh_run_dir  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -42,11 +46,19 @@ def parse_args(argv=None, description=__doc__, work_dir='demo', minutes=10.0, ma
                         help='train images per toy dataset when generated')
     parser.add_argument('--num-test', type=int, default=300,
                         help='test images per toy dataset when generated')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into --work-dir even if it holds an earlier run (replacing its checkpoint and '
+                             'metrics); by default such a run goes to a new <work-dir>_<timestamp> folder')
     return parser.parse_args(argv)
 
 
 def run(args):
-    """Train and evaluate with the parsed options; return the ``metrics.json`` content and the minutes taken."""
+    """Train and evaluate with the parsed options; return the ``metrics.json`` content and the minutes taken.
+
+    A work dir holding an earlier run is kept: ``args.work_dir`` becomes a fresh ``<work dir>_<timestamp>``
+    (said on the console) unless ``--overwrite``."""
+    if not args.overwrite:
+        args.work_dir = fresh_run_dir(args.work_dir, holds_run_results, log=lambda line: print(f'[demo] {line}'))
     start = time.perf_counter()
     result = train_and_evaluate(args.config, args.work_dir, args.minutes, args.max_iters, args.val_interval,
                                 args.data_dir, args.num_train, args.num_test)

@@ -1,5 +1,6 @@
 """Train a speaq_mm model from a config: ``python tools/train.py CONFIG [options]``."""
 import argparse
+import os
 
 
 def parse_args(argv=None):
@@ -21,13 +22,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from speaq_mm.engine import build_runner, check_work_dir_is_free, load_run_config
+    from speaq_mm.engine import build_runner, check_work_dir_is_free, checkpoint_folder, load_run_config
     from speaq_mm.utils import trust_files_from_args
 
     trust_files_from_args(args)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    if args.resume is None and not args.overwrite:
-        check_work_dir_is_free(cfg.work_dir)
+    # --resume with no checkpoint to resume starts from iteration 0 as well (mmengine's auto resume).
+    starts_anew = args.resume is None or (args.resume == 'auto'
+                                          and not os.path.isfile(os.path.join(cfg.work_dir, 'last_checkpoint')))
+    if starts_anew and not args.overwrite:
+        check_work_dir_is_free(cfg.work_dir, checkpoint_folder(cfg))
     if args.amp:  # keeps the non-finite guard of the shipped optimizer wrappers
         guarded = cfg.optim_wrapper.get('type') in ('SpeaQNonFiniteGuardOptimWrapper',
                                                     'SpeaQNonFiniteGuardAmpOptimWrapper')

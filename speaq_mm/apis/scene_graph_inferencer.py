@@ -28,7 +28,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+from ..datasets.vg_format import read_vg_dicts
+from ..engine import check_checkpoint_complete
+from ..evaluation.records import to_numpy
+from ..utils import load_torch_file, trust_file
 from .image_inputs import (
     DEFAULT_MAX_PIXELS,
     UnreadableImageError,
@@ -71,31 +76,15 @@ class Prediction:
 # Model, checkpoint, vocabulary, pipeline
 # ----------------------------------------------------------------------------------------------------------
 def load_complete_checkpoint(model: torch.nn.Module, checkpoint: str) -> dict:
-    """Load ``checkpoint`` into ``model`` through the safe loader and stop when it leaves any model tensor
-    unset (a missing key means random weights at test time); return the checkpoint's ``meta``.
-
-    One function on purpose: the library's checkpoint completeness check replaces it when it lands.
-    """
-    from ..utils import load_torch_file
+    """Load ``checkpoint`` into ``model`` through the safe loader once it gives every model tensor (a missing one
+    would keep its random initial value at test time: :func:`speaq_mm.engine.check_checkpoint_complete` stops
+    naming it); return the checkpoint's ``meta``."""
     loaded = load_torch_file(checkpoint, map_location='cpu')
-    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
+    if not isinstance(loaded, dict):
         raise ValueError(f'checkpoint {checkpoint}: no state_dict')
-    metadata = getattr(state, '_metadata', None)
-    # A model saved while wrapped (DistributedDataParallel) has every key under "module.", as mmengine strips.
-    state = OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value)
-                        for key, value in state.items())
-    if metadata is not None:
-        state._metadata = metadata
-    incompatible = model.load_state_dict(state, strict=False)  # shape mismatches raise here
-    if incompatible.missing_keys:
-        missing = incompatible.missing_keys
-        raise KeyError(f'checkpoint {checkpoint} does not hold {len(missing)} tensor(s) of the model, which would '
-                       f'keep their random initial values: {", ".join(missing[:20])}'
-                       + (' ...' if len(missing) > 20 else '') + '. Is it a checkpoint of this config?')
-    if incompatible.unexpected_keys:
-        warnings.warn(f'checkpoint {checkpoint}: {len(incompatible.unexpected_keys)} tensor(s) the model does not '
-                      f'use were ignored: {", ".join(incompatible.unexpected_keys[:10])}', stacklevel=2)
+    check_checkpoint_complete(model, loaded, f'checkpoint {checkpoint}')
+    # mmengine's loading (strips a DistributedDataParallel "module." prefix; shape mismatches were refused above).
+    _load_checkpoint_to_model(model, loaded)
     return loaded.get('meta') or {}
 
 
@@ -119,7 +108,6 @@ def vocabulary(dataset_meta: Optional[dict], cfg, checkpoint: str, config: str) 
     if dicts_file:
         path = dicts_file if osp.isabs(dicts_file) else osp.join(dataset.get('data_root') or '', dicts_file)
         if osp.isfile(path):
-            from ..datasets.vg_format import read_vg_dicts
             classes, predicates = read_vg_dicts(path)
             return classes, predicates, f'config {config} (dicts_file {path})'
     raise KeyError(
@@ -207,7 +195,6 @@ def relation_rows(sample, score_thr: float = 0.0, topk: Optional[int] = 100) -> 
     """Positions of the model's triplets (best triplet score first) that make the scene graph: subject and object
     two different entities with boxes of positive area (``json_to_vg`` drops the others), triplet score
     ``>= score_thr``, at most ``topk`` (None or 0: all)."""
-    from ..evaluation.records import to_numpy
     boxes = to_numpy(sample.pred_instances.bboxes).reshape(-1, 4)
     pairs = to_numpy(sample.pred_relations.pairs).reshape(-1, 2)
     triplet_scores = to_numpy(sample.pred_relations.triplet_scores).reshape(-1)
@@ -226,7 +213,6 @@ def scene_graph_from_sample(sample, file_name: str, image_id: str, width: int, h
     numbered from 0 in order of first use (the best relation's subject is 0, as in the drawings of
     ``SGGLocalVisualizer``); boxes are xyxy in original-image pixels.
     """
-    from ..evaluation.records import to_numpy
     instances, relations = sample.pred_instances, sample.pred_relations
     boxes = to_numpy(instances.bboxes).reshape(-1, 4)
     labels = to_numpy(instances.labels).reshape(-1)
@@ -295,7 +281,6 @@ class SceneGraphInferencer:
 
         import speaq_mm  # noqa: F401  (registers the model parts and installs the safe checkpoint loader)
 
-        from ..utils import trust_file
         for path in trust_pickle:
             trust_file(path)
         self.config_name = config if isinstance(config, str) else (getattr(config, 'filename', None) or '<Config>')

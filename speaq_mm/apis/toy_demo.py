@@ -5,7 +5,10 @@ run (``tools/demo.py``) and the convergence benchmark (``tools/benchmarks/toy_co
 style with seed 0 and synthetic style with seed 1, as docs/getting_started.md writes them), trains the given
 config for at most ``minutes`` or ``max_iters``, evaluates the toy *test* split every ``val_interval``
 iterations and at the end, and writes ``metrics.json``, ``learning_curve.png`` and ``loss_curve.png``.
+:func:`holds_run_results` tells ``tools/demo.py`` whether a work dir holds an earlier run, which it then keeps
+(the new run goes to a timestamped sibling folder unless ``--overwrite``).
 """
+import glob
 import math
 import os
 import os.path as osp
@@ -191,3 +194,10 @@ def train_and_evaluate(config, work_dir, minutes, max_iters, val_interval, data_
                   log=osp.join(runner.log_dir, f'{runner.timestamp}.log'), **plots)
     atomic_dump(result, osp.join(work_dir, 'metrics.json'))
     return result
+
+
+def holds_run_results(work_dir):
+    """Whether ``work_dir`` holds the results of a run (``metrics.json``, checkpoints, ``last_checkpoint``)."""
+    return any(osp.exists(osp.join(work_dir, name)) for name in ('metrics.json', 'last_checkpoint')) or bool(
+        glob.glob(osp.join(glob.escape(work_dir), '*.pth')))
+

@@ -269,6 +269,25 @@ def corrupted_entries(image_ids: Sequence[int]) -> List[Tuple[int, dict]]:
     return entries
 
 
+def remove_vg_dataset(out_dir: str) -> int:
+    """Delete the files a generator of this module writes into ``out_dir`` (the VG files and the ``.jpg``
+    images of the image folder) and return how many there were; other files are left alone.
+
+    ``tools/misc/make_toy_scenes.py --overwrite`` calls it first, so that a new set never mixes with the
+    images of an earlier, larger one.
+    """
+    img_dir = osp.join(out_dir, VG_FILE_NAMES['img_dir'])
+    paths = [osp.join(out_dir, VG_FILE_NAMES[key]) for key in ('ann_file', 'image_data_file', 'dicts_file')]
+    if osp.isdir(img_dir):
+        paths += [osp.join(img_dir, name) for name in os.listdir(img_dir) if name.endswith('.jpg')]
+    removed = 0
+    for path in paths:
+        if osp.isfile(path) or osp.islink(path):
+            os.remove(path)
+            removed += 1
+    return removed
+
+
 def make_toy_scenes(out_dir: str, num_train: int = 2000, num_val: int = 0, num_test: int = 300,
                     image_size: int = 128, min_objects: int = 2, max_objects: int = 4, style: str = 'real',
                     seed: int = 0, duplicate_rate: float = 0.1, write_images: bool = True,

@@ -3,11 +3,15 @@
 One NaN in a loss term or a gradient reaches every weight through AdamW's moments and the model never
 recovers; mmengine's gradient clipping does not stop it (the clipped norm is NaN too). These wrappers are
 mmengine's ``OptimWrapper`` and ``AmpOptimWrapper`` with ``backward`` and ``step`` extended: a non-finite loss
-or gradient skips the update (the gradients are zeroed by ``update_params`` as usual) and the wrapper records
-why; ``SpeaQNonFiniteGuardHook`` (``default_hooks.non_finite_guard``) logs each skipped step and stops the run
-after too many in a row. In distributed training every rank checks its own loss and gradients and the verdict
+or gradient skips the update (the gradients are zeroed by ``update_params`` as usual) and puts the model's
+buffers back as they were before the step's forward passes (a NaN born inside the forward reaches the
+BatchNorm running statistics before any loss is computed), and the wrapper records why;
+``SpeaQNonFiniteGuardHook`` (``default_hooks.non_finite_guard``) logs each skipped step and stops the run after
+too many in a row. In distributed training every rank checks its own loss and gradients and the verdict
 is all-reduced, so all ranks skip the same steps and stay in sync.
 """
+from contextlib import contextmanager
+
 import torch
 from mmdet.registry import OPTIM_WRAPPERS
 from mmengine.dist import all_reduce, get_world_size
@@ -18,7 +22,10 @@ class NonFiniteGuardMixin:
     """``backward`` and ``step`` of an ``OptimWrapper`` that skip the update after a non-finite loss or gradient.
 
     After every ``update_params``, :meth:`pop_skipped_step` tells whether the step was skipped and which
-    parameters had non-finite gradients.
+    parameters had non-finite gradients. A skipped step leaves the model as it was before the step, buffers
+    included: :meth:`optim_context` (which ``train_step`` enters around every forward) copies the buffers at
+    the first forward of each step, a step is also skipped when a buffer is no longer finite, and a skipped step
+    copies them back. The buffers are the BatchNorm statistics and the like, a small fraction of the weights.
 
     Args:
         check_grads (bool): also check the gradients before each update (one fused norm in the usual case).
@@ -35,6 +42,15 @@ class NonFiniteGuardMixin:
         self._loss_finite = None  # a device bool over the losses since the last step; None before the first
         self._skipped = False
         self._bad_parameters = []
+        self._buffers_before_step = []
+
+    @contextmanager
+    def optim_context(self, model):
+        """The wrapper's context for a forward pass; keeps the buffers as they were before the step."""
+        if self._inner_count % self._accumulative_counts == 0:  # first forward of an optimizer step
+            self._buffers_before_step = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+        with super().optim_context(model):
+            yield
 
     def backward(self, loss, **kwargs):
         """Backward, remembering whether the loss was finite (every loss accumulated before one step).
@@ -46,10 +62,11 @@ class NonFiniteGuardMixin:
         super().backward(loss, **kwargs)
 
     def step(self, **kwargs):
-        """The optimizer step, unless this rank or any other saw a non-finite loss or gradient.
+        """The optimizer step, unless this rank or any other saw a non-finite loss, gradient or buffer; a skipped
+        step puts the buffers back as they were before its forward passes (BatchNorm statistics included).
 
-        One read of the device per step: the loss verdicts and the gradients' total norm are combined (and
-        all-reduced over the ranks) on the device first."""
+        One read of the device per step: the loss verdicts, the gradients' and the buffers' total norms are
+        combined (and all-reduced over the ranks) on the device first."""
         finite = self._loss_finite
         self._loss_finite = None
         if finite is None:
@@ -58,6 +75,9 @@ class NonFiniteGuardMixin:
                  if p.grad is not None] if self.check_grads else []
         if grads:
             finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads)).to(finite.device)
+        buffers = [buffer for buffer, _ in self._buffers_before_step if buffer.is_floating_point()]
+        if buffers:
+            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(buffers)).to(finite.device)
         if get_world_size() > 1:
             flag = (~finite).float()
             all_reduce(flag, op='max')
@@ -66,8 +86,13 @@ class NonFiniteGuardMixin:
             bad = not bool(finite)
         self._bad_parameters = self._non_finite_gradients() if bad and self.check_grads else []
         self._skipped = self._skipped or bad
-        if not bad:
+        if bad:
+            with torch.no_grad():
+                for buffer, before in self._buffers_before_step:
+                    buffer.copy_(before)
+        else:
             super().step(**kwargs)
+        self._buffers_before_step = []
 
     def pop_skipped_step(self):
         """``(skipped, names of parameters with non-finite gradients)`` since the last call."""

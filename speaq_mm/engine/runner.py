@@ -158,19 +158,43 @@ def refuse_used_variable_overrides(cfg, cfg_options, config_path):
                        f'nothing. {hint}.')
 
 
-def check_work_dir_is_free(work_dir):
-    """Refuse to start a new run in ``work_dir`` when it holds another run's checkpoints.
+def checkpoint_folder(cfg):
+    """Where the run's checkpoints go: the work dir, or with ``default_hooks.checkpoint.out_dir`` set,
+    ``<out_dir>/<base name of the work dir>`` (mmengine's ``CheckpointHook`` rule). Two runs whose work dirs
+    share a base name share that folder."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    out_dir = hook.get('out_dir')
+    if not out_dir or out_dir == cfg.work_dir:
+        return cfg.work_dir
+    return osp.join(out_dir, osp.basename(cfg.work_dir.rstrip(osp.sep)))
+
+
+def _run_files(folder):
+    found = sorted(osp.basename(path) for path in glob.glob(osp.join(glob.escape(folder), '*.pth')))
+    if osp.isfile(osp.join(folder, 'last_checkpoint')):
+        found.append('last_checkpoint')
+    return found
+
+
+def check_work_dir_is_free(work_dir, checkpoint_dir=None):
+    """Refuse to start a new run in ``work_dir`` when it, or the run's ``checkpoint_dir`` (see
+    :func:`checkpoint_folder`), holds another run's checkpoints or ``last_checkpoint`` pointer.
 
     mmengine would write the new run's ``iter_N.pth``, ``best_*.pth`` and ``last_checkpoint`` over the old
-    ones without a word. ``tools/train.py`` calls this unless it is given ``--resume`` or ``--overwrite``.
+    ones without a word. ``tools/train.py`` calls this for every run that starts from iteration 0 (no
+    ``--resume``, or ``--resume`` with nothing to resume), unless it is given ``--overwrite``.
     """
-    found = sorted(osp.basename(path) for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth')))
-    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
-        found.append('last_checkpoint')
-    if found:
+    folders = [work_dir] + ([checkpoint_dir] if checkpoint_dir and checkpoint_dir != work_dir else [])
+    for folder in folders:
+        found = _run_files(folder)
+        if not found:
+            continue
         shown = ', '.join(found[:5]) + (f' and {len(found) - 5} more' if len(found) > 5 else '')
+        where = (f'work dir {work_dir}' if folder == work_dir else
+                 f'checkpoint folder {folder} (default_hooks.checkpoint.out_dir and the base name of work dir '
+                 f'{work_dir})')
         raise FileExistsError(
-            f'work dir {work_dir} already holds checkpoints of another run ({shown}); nothing was changed. '
+            f'{where} already holds checkpoints of another run ({shown}); nothing was changed. '
             'Pass --resume to continue that run, --overwrite to start a new run there anyway (its checkpoints '
             'are replaced as the new run saves), or choose another --work-dir.')
 

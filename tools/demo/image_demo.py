@@ -31,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('inputs', metavar='IMAGE_OR_FOLDER', help='an image or a folder of images')
     parser.add_argument('config', help='the model config')
     parser.add_argument('checkpoint', help='the checkpoint (.pth)')
-    parser.add_argument('--out-dir', required=True, help='folder for the drawings and JSON files')
+    parser.add_argument('--out-dir', required=True,
+                        help='folder for the drawings and JSON files (not the folder of the images)')
     parser.add_argument('--topk', type=int, default=20, help='triplets drawn and written per image (0: all)')
     parser.add_argument('--score-thr', type=float, default=0.0, help='minimum triplet score')
     parser.add_argument('--device', default=None, help='cuda:0, cpu, ... (default: cuda:0 when available)')
@@ -55,8 +56,10 @@ def main(argv=None) -> dict:
     """Run the demo; return the summary written to ``summary.json``."""
     args = parse_args(argv)
     from speaq_mm.utils.atomic_io import atomic_dump
+    from speaq_mm.utils.output_guard import refuse_outputs_among_inputs
     inferencer = build_inferencer(args)
     items = inferencer.prepare_inputs(args.inputs)
+    refuse_outputs_among_inputs(args.out_dir, [item.path for item in items if item.path])
     os.makedirs(args.out_dir, exist_ok=True)
     summary = dict(names_from=inferencer.names_from, checkpoint=args.checkpoint, images=[], skipped=[])
     print(f'class and predicate names from {inferencer.names_from}; {len(items)} image(s)')

@@ -16,6 +16,9 @@ images only (``OUT_DIR/<file_name>``), in the ``--style`` domain (default there:
 a text-to-image model in docs/synthetic_data.md. ``--miss-rate`` is the share of images that ignore their
 plan, as a generator sometimes does.
 
+An existing non-empty OUT_DIR is refused unless ``--overwrite`` is given (which first removes the earlier
+dataset's files, so two sets never mix).
+
 Example::
 
     python tools/misc/make_toy_scenes.py data/toy_real --num-train 2000 --num-test 300
@@ -27,14 +30,18 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale, render_plan
+from speaq_mm.datasets.toy_scenes import STYLES, make_toy_scenes, make_vg150_scale, remove_vg_dataset, render_plan
+from speaq_mm.utils.output_guard import refuse_non_empty_folder
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out_dir', help='output folder (created)')
+    parser.add_argument('out_dir', help='output folder (created; an existing non-empty one is refused)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the dataset in a non-empty OUT_DIR (its VG files and VG_100K images are '
+                             'deleted first, so that no two sets mix)')
     parser.add_argument('--preset', choices=['toy', 'vg150-scale'], default='toy',
                         help='toy: rendered shape scenes; vg150-scale: VG150-sized annotations, no images')
     parser.add_argument('--num-train', type=int, default=2000, help='images with split 0')
@@ -73,6 +80,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               f'(--miss-rate), {summary["unrealisable"]} whose plan no layout realises')
         return summary
     args.style = args.style or 'real'
+    refuse_non_empty_folder(args.out_dir, args.overwrite)
+    if args.overwrite:
+        removed = remove_vg_dataset(args.out_dir)
+        if removed:
+            print(f'--overwrite: removed the {removed} file(s) of the earlier dataset in {args.out_dir}')
     if args.preset == 'vg150-scale':
         summary = make_vg150_scale(args.out_dir, seed=args.seed)
     else:

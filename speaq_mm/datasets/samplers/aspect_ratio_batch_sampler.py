@@ -1,10 +1,17 @@
-"""mmdet's ``AspectRatioBatchSampler``, resumable at any batch and with seeded samples.
+"""mmdet's ``AspectRatioBatchSampler`` batches, as a pure function of the epoch, resumable at any batch.
 
-The single-source recipes group images by aspect ratio with mmdet's batch sampler. Its batches depend on the
-whole epoch before them (the ratio buckets fill as the sampler's permutation goes by), so a resumed run can
-only find batch ``n`` by going through the epochs before it; this subclass does that on indices alone (no image
-is read) in :meth:`SGGAspectRatioBatchSampler.resume_at`, and seeds every sample for its augmentation by (seed,
-epoch, batch, rank, position) (``seeded_draws``). The batches themselves are mmdet's.
+The single-source recipes group images by aspect ratio the way mmdet's batch sampler does. mmdet keeps its
+two ratio buckets on the instance (``self._aspect_ratio_buckets``), so an iterator that is abandoned part-way
+leaves indices there for the next one: the dataloader iterator mmengine's loop builds before a resume
+prefetches a few batches and is then dropped, and the next pass over the epoch starts with those indices in
+its buckets (one batch more in the epoch, every later batch shifted). This subclass fills buckets local to
+each pass instead, so the batches of an epoch depend only on the sampler's permutation, itself a function of
+(seed, epoch): whatever iterators came before, with any number of workers. Batches of a pass that runs to
+its end are exactly mmdet's.
+
+A resumed run finds batch ``n`` by counting the batches of the epochs before it on indices alone (no image
+is read) in :meth:`SGGAspectRatioBatchSampler.resume_at`; every sample is seeded for its augmentation by
+(seed, epoch, batch, rank, position) (``seeded_draws``).
 """
 from mmdet.datasets.samplers import AspectRatioBatchSampler
 from mmdet.registry import DATA_SAMPLERS
@@ -15,7 +22,8 @@ from ..seeded_draws import seeded_batch
 
 @DATA_SAMPLERS.register_module()
 class SGGAspectRatioBatchSampler(AspectRatioBatchSampler):
-    """``AspectRatioBatchSampler`` (same arguments) with :meth:`resume_at` and seeded sample indices.
+    """``AspectRatioBatchSampler`` (same arguments) with :meth:`resume_at`, seeded sample indices and no
+    state carried from one pass to the next.
 
     The seed is the sampler's (``DefaultSampler.seed``, the run's ``randomness.seed``), the epoch the sampler's
     (set by mmengine's loops and ``DistSamplerSeedHook``).
@@ -27,8 +35,24 @@ class SGGAspectRatioBatchSampler(AspectRatioBatchSampler):
         self._skip = 0
 
     def _batches(self):
-        """mmdet's batches of the sampler's current epoch."""
-        return super().__iter__()
+        """The batches of the sampler's current epoch: mmdet's grouping (width < height or not), with the
+        buckets local to this pass (mmdet's live on the instance, see the module docstring)."""
+        buckets = ([], [])
+        for index in self.sampler:
+            info = self.sampler.dataset.get_data_info(index)
+            bucket = buckets[0 if info['width'] < info['height'] else 1]
+            bucket.append(index)
+            if len(bucket) == self.batch_size:
+                yield list(bucket)
+                bucket.clear()
+        left = buckets[0] + buckets[1]
+        while left:  # mmdet's rule: the last chunk (full or not) only without drop_last
+            if len(left) <= self.batch_size:
+                if not self.drop_last:
+                    yield left
+                return
+            yield left[:self.batch_size]
+            left = left[self.batch_size:]
 
     def __iter__(self):
         """Yield the epoch's batches, from the one :meth:`resume_at` named if it was called."""

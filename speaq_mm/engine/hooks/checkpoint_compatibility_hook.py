@@ -10,10 +10,16 @@ initialisation stays possible (a DETR detector initialises most of SpeaQ): the c
 ``min_matched_share`` of the model's tensors, after the model's own key conversions (``SpeaQDetector``
 replicates a DETR decoder into its three decoders).
 
-:class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies it to ``load_from``,
-``--resume`` and ``tools/test.py``; the image demo calls the function itself. With ``transfer='by_name'`` it
-first maps the classifier rows of a checkpoint trained on another vocabulary by name
-(:mod:`speaq_mm.engine.vocabulary_transfer`, docs/own_data.md).
+Partial initialisation is for training only. A checkpoint that is tested, validated or drawn must fill every
+tensor of the model, or the missing ones (a relation branch, say) keep their random initialisation and the
+run reports meaningless numbers: :func:`check_checkpoint_complete` stops with the missing keys.
+
+:class:`SpeaQCheckpointCompatibilityHook` (a default hook of every config) applies the first to ``load_from``
+and ``--resume`` of a training run, the second to a checkpoint loaded for ``Runner.test`` or ``Runner.val``
+(``tools/test.py``); the image demo and other inference code call :func:`check_checkpoint_complete` themselves.
+
+With ``transfer='by_name'`` the hook first maps the classifier rows of a checkpoint trained on another
+vocabulary by name (:mod:`speaq_mm.engine.vocabulary_transfer`, docs/own_data.md).
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
@@ -119,13 +125,61 @@ def check_checkpoint_fits(model, checkpoint, source='the checkpoint', min_matche
             'this model (converted with tools/model_converters/ if it comes from the reference code)?')
 
 
+def _module_counts(keys):
+    """``'bbox_head.relation_decoder (40), ...'``: the keys counted by their first two dotted parts."""
+    counts = {}
+    for key in keys:
+        prefix = '.'.join(key.split('.')[:2])
+        counts[prefix] = counts.get(prefix, 0) + 1
+    return ', '.join(f'{prefix} ({count})' for prefix, count in counts.items())
+
+
+def check_checkpoint_complete(model, checkpoint, source='the checkpoint'):
+    """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` gives every tensor of ``model``.
+
+    What test-time code (``tools/test.py``, the image demo, inferencers) calls before it loads weights: a
+    tensor the checkpoint lacks would keep its random initialisation. The message names the missing keys,
+    grouped by module. Shapes are checked as in :func:`check_checkpoint_fits`.
+
+    Args:
+        model (nn.Module): the model (not a DDP wrapper).
+        checkpoint (dict): a loaded checkpoint (``state_dict`` inside, or a bare state dict).
+        source (str): names the checkpoint in the message.
+    """
+    model_state = model.state_dict()
+    state = _as_model_reads_it(model, checkpoint.get('state_dict', checkpoint))
+    mismatches = shape_mismatches(state, model_state)
+    if mismatches:
+        raise CheckpointMismatchError(describe_mismatches(mismatches, source))
+    missing = [key for key in model_state if key not in state]
+    if missing:
+        raise CheckpointMismatchError(
+            f'{source} lacks {len(missing)} of the model\'s {len(model_state)} tensors, which would keep their '
+            f'random initialisation: {_module_counts(missing)}. Missing keys: {_examples(missing)}. Keys of the '
+            f'checkpoint the model does not have: {_examples(k for k in state if k not in model_state) or "none"}. '
+            'Testing, validating and drawing need a checkpoint of the whole model (one trained with this config); '
+            'partial initialisation (default_hooks.checkpoint_check.min_matched_share) is for training only.')
+
+
+def loads_for_training(runner):
+    """Whether the checkpoint ``runner`` is loading (in ``after_load_checkpoint``) is for ``Runner.train``.
+
+    ``Runner.train`` builds its train loop before it loads or resumes a checkpoint; ``Runner.test`` and
+    ``Runner.val`` never build it (mmengine 0.10.7: ``_train_loop`` holds the loop's config until then).
+    """
+    return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+
+
 @HOOKS.register_module()
 class SpeaQCheckpointCompatibilityHook(Hook):
     """Raise :class:`CheckpointMismatchError` when a loaded or resumed checkpoint does not fit the model.
 
+    A checkpoint loaded for training (``load_from``, ``--resume``) must fill ``min_matched_share`` of the model's
+    tensors; one loaded for ``Runner.test`` / ``Runner.val`` (``tools/test.py``) every tensor.
+
     Args:
         min_matched_share (float): see :func:`check_checkpoint_fits`; ``default_hooks.checkpoint_check`` of
-            the default runtime sets 0.5.
+            the default runtime sets 0.5. Training only.
         transfer (str): ``'strict'`` (default): refuse any shape mismatch. ``'by_name'``: a checkpoint trained
             on other classes or predicates gives the rows of the names the two vocabularies share (names from
             its ``meta.dataset_meta``), the other rows keep their initialisation, and a table of copied, new
@@ -147,16 +201,19 @@ class SpeaQCheckpointCompatibilityHook(Hook):
         """Check the checkpoint against the model before mmengine loads it (mapping its rows by name first
         with ``transfer='by_name'``)."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        source = f"checkpoint {getattr(runner, '_load_from', None) or ''}".rstrip()
+        training = loads_for_training(runner)
         if self.transfer == 'by_name':
-            self._transfer_by_name(runner, model, checkpoint, f'checkpoint {source}')
-        check_checkpoint_fits(model, checkpoint, f'checkpoint {source}', self.min_matched_share)
+            self._transfer_by_name(runner, model, checkpoint, source, training)
+        if training:
+            check_checkpoint_fits(model, checkpoint, source, self.min_matched_share)
+        else:
+            check_checkpoint_complete(model, checkpoint, source)
 
     @staticmethod
-    def _transfer_by_name(runner, model, checkpoint, source):
+    def _transfer_by_name(runner, model, checkpoint, source, training):
         """Map the vocabulary rows onto the names of the dataset the run uses: the train set when training
         (new names get fresh rows), else the test or val set (no new names allowed)."""
-        training = isinstance(runner._train_loop, BaseLoop)
         loop = runner._train_loop if training else next(
             (loop for loop in (runner._test_loop, runner._val_loop) if isinstance(loop, BaseLoop)), None)
         metainfo = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
