@@ -75,6 +75,9 @@ def main():
         torch.save(dict(initial=initial, params={name: p.detach().clone() for name, p in model.named_parameters()},
                         batches=gathered, sources=[s.metainfo['source'] for s in samples]), args.out)
     if world_size > 1:
+        # Every rank waits for rank 0's save, so that no rank tears gloo down while another still uses it (a
+        # teardown out of step hung a rank at exit on a loaded machine).
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -1,12 +1,12 @@
-"""Inputs of the scene graph inference tests: the shared toy run's checkpoint (tests/tools_fixtures.py) and a
-folder of its test images at mixed sizes and aspect ratios."""
+"""Inputs of the scene graph inference tests: the shared toy run's checkpoint (the ``toy_run`` fixture of
+tests/conftest.py) and a folder of its test images at mixed sizes and aspect ratios."""
 import glob
 import os.path as osp
 
 import numpy as np
 from PIL import Image
 
-from tests.tools_fixtures import TOY_MIX_CONFIG, toy_run  # noqa: F401  (re-exported for the test modules)
+from tests.tools_fixtures import TOY_MIX_CONFIG  # noqa: F401  (re-exported for the test modules)
 
 # (width, height) of the mixed folder: landscape, portrait, square, tiny and wide, several sharing a size so
 # that a batch of 8 holds real multi-image forward passes next to single ones.

@@ -13,13 +13,14 @@ from speaq_mm.apis import scene_graph_inferencer as inferencer_module
 from speaq_mm.apis.image_inputs import UnreadableImageError, decode_image, read_image, unique_image_ids
 from speaq_mm.engine import CheckpointMismatchError
 from speaq_mm.utils import load_torch_file
-from tests.inference_fixtures import TOY_MIX_CONFIG, assert_same_graphs, make_mixed_folder, toy_run
+from tests.inference_fixtures import TOY_MIX_CONFIG, assert_same_graphs, make_mixed_folder
 from tests.tools_fixtures import one_torch_thread
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    return toy_run(tmp_path_factory)
+def run(toy_run):
+    """The shared toy run (tests/conftest.py)."""
+    return toy_run
 
 
 @pytest.fixture(scope='module')

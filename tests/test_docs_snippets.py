@@ -15,17 +15,9 @@ from mmengine.registry import init_default_scope
 from speaq_mm.datasets.vg_format import write_vg_dataset
 from speaq_mm.engine import load_run_config
 from speaq_mm.engine.hooks.vocabulary_check_hook import vocabulary_mismatches
+from tests.tools_fixtures import snippet
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def snippet(document, marker, language='python'):
-    """The fenced ``language`` block of ``document`` (relative to the repository) that contains ``marker``."""
-    with open(osp.join(REPO, document)) as file:
-        blocks = re.findall(rf'```{language}\n(.*?)```', file.read(), flags=re.S)
-    found = [block for block in blocks if marker in block]
-    assert len(found) == 1, f'{document}: {len(found)} {language} blocks contain {marker!r}'
-    return found[0]
 
 
 def as_config(text, folder, name, base):

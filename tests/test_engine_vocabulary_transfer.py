@@ -28,8 +28,7 @@ from speaq_mm.engine.vocabulary_transfer import (
 from speaq_mm.utils import load_torch_file
 from tests.datasets_fixtures import load_tool
 from tests.models_fixtures import tiny_speaq_cfg
-from tests.test_docs_snippets import snippet
-from tests.tools_fixtures import REPO, loader_options, one_torch_thread
+from tests.tools_fixtures import REPO, loader_options, one_torch_thread, snippet
 
 TOY_CONFIG = osp.join(REPO, 'configs', 'toy', 'speaq_tiny_toy_real.py')
 OWN_VOCAB_CONFIG = osp.join(REPO, 'configs', 'toy', 'speaq_tiny_toy_own_vocab.py')

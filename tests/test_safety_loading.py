@@ -17,17 +17,8 @@ import torch
 
 from speaq_mm.utils import UntrustedFileError, load_pickle_file, load_torch_file
 from tests.datasets_fixtures import load_tool
+from tests.safety_fixtures import Payload
 from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, fabricate, one_torch_thread, tool_test_options
-
-
-class Payload:
-    """Creates ``marker`` when unpickled (what an attacker's file would do with any code)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()',)
 
 
 @pytest.fixture

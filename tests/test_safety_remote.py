@@ -26,8 +26,8 @@ from speaq_mm.engine import mmengine_compat
 from speaq_mm.engine.mmengine_compat import CHECKPOINT_LOADERS, ChecksumError
 from speaq_mm.utils import UntrustedFileError, safe_loading
 from tests.datasets_fixtures import load_tool
-from tests.reliability_fixtures import shared_toy_data, write_run_config
-from tests.test_safety_loading import Payload
+from tests.reliability_fixtures import write_run_config
+from tests.safety_fixtures import Payload
 from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, one_torch_thread
 
 SERVER_LIFETIME_S = 120  # the server stops by itself even if a test hangs
@@ -114,9 +114,9 @@ def refusal(cached):
 
 
 @pytest.fixture
-def train_config(tmp_path_factory, tmp_path):
+def train_config(reliability_toy_data, tmp_path):
     """The toy mix recipe on the shared toy sets, two iterations, no validation."""
-    return write_run_config(str(tmp_path / 'run'), shared_toy_data(tmp_path_factory), max_iters=2, interval=2,
+    return write_run_config(str(tmp_path / 'run'), reliability_toy_data, max_iters=2, interval=2,
                             validate=False)
 
 
@@ -306,7 +306,7 @@ def test_a_source_we_have_not_reviewed_is_refused(marker, monkeypatch):
         CheckpointLoader.load_checkpoint('newstore://model.pth')
 
 
-def test_init_detector_loads_a_published_checkpoint_from_a_url(tmp_path_factory, tmp_path, torch_home):
+def test_init_detector_loads_a_published_checkpoint_from_a_url(reliability_toy_data, tmp_path, torch_home):
     """The same path loads a real checkpoint: the toy model's weights, published under a hashed name."""
     from mmdet.apis import init_detector
     from mmdet.registry import MODELS
@@ -317,6 +317,6 @@ def test_init_detector_loads_a_published_checkpoint_from_a_url(tmp_path_factory,
     name = hashed_name(str(tmp_path / 'served' / 'speaq.pth'), 'speaq_tiny_toy')
     with serve_folder(tmp_path / 'served') as (base, _):
         model = init_detector(TOY_MIX_CONFIG, f'{base}/{name}', device='cpu', cfg_options={
-            'test_dataloader.dataset.data_root': shared_toy_data(tmp_path_factory)['real']})
+            'test_dataloader.dataset.data_root': reliability_toy_data['real']})
     loaded = model.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in state_dict.items())

@@ -19,15 +19,16 @@ from PIL import Image
 
 from speaq_mm.apis.scene_graph_inferencer import relation_rows  # noqa: F401  (the rule the comparisons mirror)
 from tests.datasets_fixtures import load_tool
-from tests.inference_fixtures import TOY_MIX_CONFIG, assert_same_graphs, make_mixed_folder, toy_run
+from tests.inference_fixtures import TOY_MIX_CONFIG, assert_same_graphs, make_mixed_folder
 from tests.tools_fixtures import REPO, one_torch_thread
 
 extract = load_tool('tools/extract_scene_graphs.py')
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    return toy_run(tmp_path_factory)
+def run(toy_run):
+    """The shared toy run (tests/conftest.py)."""
+    return toy_run
 
 
 @pytest.fixture(scope='module')

@@ -16,9 +16,9 @@ from tests.tools_fixtures import (
 
 vis_train_log = load_tool('tools/analysis/vis_train_log.py')
 # Panels per figure for the toy mix log: 2 decoder layers (d0 + final), 9 loss terms, 3 per-source terms
-# + batch share + loss weight, 7 metric families (R, mR, ngR, zR, F, head_mR, body_mR: 6 predicates leave the
-# tail group empty), lr, k_mean, and grad_norm + 2 class errors.
-EXPECTED_PANELS = {'loss.png': 2, 'loss_components.png': 9, 'loss_per_source.png': 5, 'val_metrics.png': 7,
+# + batch share + loss weight, 8 metric families (R, mR, ngR, ngmR, zR, F, head_mR, body_mR: 6 predicates leave
+# the tail group empty), lr, k_mean, and grad_norm + 2 class errors.
+EXPECTED_PANELS = {'loss.png': 2, 'loss_components.png': 9, 'loss_per_source.png': 5, 'val_metrics.png': 8,
                    'lr.png': 1, 'k_statistics.png': 1, 'train_other.png': 3}
 
 

@@ -13,6 +13,7 @@ import glob
 import hashlib
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -286,3 +287,12 @@ def without_relation_branch(run, folder):
     path = osp.join(str(folder), 'no_relation_branch.pth')
     torch.save(checkpoint, path)
     return path, dropped
+
+
+def snippet(document, marker, language='python'):
+    """The fenced ``language`` block of ``document`` (relative to the repository) that contains ``marker``."""
+    with open(osp.join(REPO, document)) as file:
+        blocks = re.findall(rf'```{language}\n(.*?)```', file.read(), flags=re.S)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f'{document}: {len(found)} {language} blocks contain {marker!r}'
+    return found[0]

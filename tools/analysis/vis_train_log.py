@@ -433,7 +433,7 @@ def figure_specs(runs: List[RunLog]) -> Dict[str, Tuple[str, List[Panel]]]:
     for key in _union(runs, 'val'):
         family, k = metric_family(key)
         families.setdefault(family if k is not None else 'other metrics', []).append((k, key))
-    order = ['R', 'mR', 'ngR', 'zR', 'F', 'head_mR', 'body_mR', 'tail_mR']
+    order = ['R', 'mR', 'ngR', 'ngmR', 'zR', 'F', 'head_mR', 'body_mR', 'tail_mR']
     val_panels = []
     for family in sorted(families, key=lambda f: (order.index(f) if f in order else len(order), f)):
         members = sorted(families[family], key=lambda item: (item[0] is None, item[0] or 0, item[1]))

@@ -41,7 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('out_dir', help='output folder (created; an existing non-empty one is refused)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the dataset in a non-empty OUT_DIR (its VG files and VG_100K images are '
-                             'deleted first, so that no two sets mix)')
+                             'deleted first, so that no two sets mix); with --plan: replace existing images')
     parser.add_argument('--preset', choices=['toy', 'vg150-scale'], default='toy',
                         help='toy: rendered shape scenes; vg150-scale: VG150-sized annotations, no images')
     parser.add_argument('--num-train', type=int, default=2000, help='images with split 0')
@@ -54,7 +54,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--plan', help='render the scenes of this plan (JSON Lines) as images only')
     parser.add_argument('--miss-rate', type=float, default=0.1,
                         help='with --plan: share of images that ignore their plan (a random scene)')
-    parser.add_argument('--overwrite', action='store_true', help='with --plan: replace existing images')
     parser.add_argument('--seed', type=int, default=0, help='random seed (the output is deterministic)')
     parser.add_argument('--duplicate-rate', type=float, default=0.1,
                         help='probability that a "near" pair also gets its direction as a second predicate')
