@@ -252,6 +252,20 @@ def read_alias_map(path: str) -> Dict[str, Dict[str, str]]:
     return {key: dict(content.get(key, {})) for key in ('classes', 'predicates')}
 
 
+def _named_items(data: dict):
+    """Yield ``(vocabulary, name field, item)`` for every object (``'classes'``, ``'name'``) and relation
+    (``'predicates'``, ``'predicate'``) of ``data`` whose name is a string; malformed entries are passed over
+    (validation reports them)."""
+    for image in data['images']:
+        if not isinstance(image, dict):
+            continue
+        for key, field, items in (('classes', 'name', image.get('objects')),
+                                  ('predicates', 'predicate', image.get('relations'))):
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and isinstance(item.get(field), str):
+                    yield key, field, item
+
+
 def apply_alias_map(data: dict, alias_map: Dict[str, Dict[str, str]]) -> Dict[str, Counter]:
     """Rename the objects' and relations' names of ``data`` in place through ``alias_map``.
 
@@ -259,15 +273,10 @@ def apply_alias_map(data: dict, alias_map: Dict[str, Dict[str, str]]) -> Dict[st
         dict: ``classes`` and ``predicates``, each a Counter of the free-text names that were renamed.
     """
     renamed = {'classes': Counter(), 'predicates': Counter()}
-    for image in data['images']:
-        if not isinstance(image, dict):
-            continue
-        for key, field, items in (('classes', 'name', image.get('objects')),
-                                  ('predicates', 'predicate', image.get('relations'))):
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] in alias_map[key]:
-                    renamed[key][item[field]] += 1
-                    item[field] = alias_map[key][item[field]]
+    for key, field, item in _named_items(data):
+        if item[field] in alias_map[key]:
+            renamed[key][item[field]] += 1
+            item[field] = alias_map[key][item[field]]
     return renamed
 
 
@@ -276,14 +285,9 @@ def unknown_names(data: dict, classes: Sequence[str], predicates: Sequence[str])
     the names an alias map still has to cover."""
     known = {'classes': set(classes), 'predicates': set(predicates)}
     counts = {'classes': Counter(), 'predicates': Counter()}
-    for image in data['images']:
-        if not isinstance(image, dict):
-            continue
-        for key, field, items in (('classes', 'name', image.get('objects')),
-                                  ('predicates', 'predicate', image.get('relations'))):
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] not in known[key]:
-                    counts[key][item[field]] += 1
+    for key, field, item in _named_items(data):
+        if item[field] not in known[key]:
+            counts[key][item[field]] += 1
     return {key: dict(counter.most_common()) for key, counter in counts.items()}
 
 
