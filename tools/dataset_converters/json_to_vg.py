@@ -21,12 +21,13 @@ import argparse
 import os.path as osp
 
 from speaq_mm.datasets.scene_graph_json import IMAGE_MODES, SPLIT_CODES, json_to_vg
-from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, converter_parser
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = converter_parser(__doc__, json_file='the scene graph JSON file',
+    parser = tool_parser(__doc__, json_file='the scene graph JSON file',
                               out_dir='output folder (the dataset config\'s data_root)')
     parser.add_argument('--image-dir', help='folder the file_name fields are relative to')
     parser.add_argument('--vocab', help='VG dicts json with the class and predicate names to use')

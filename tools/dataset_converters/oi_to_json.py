@@ -11,14 +11,15 @@ refused unless ``--overwrite`` is given.
 """
 import os.path as osp
 
-from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, converter_parser
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
 from speaq_mm.datasets.scene_graph_json.open_images import oi_to_scene_graph_json
 from speaq_mm.utils.atomic_io import atomic_dump
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None):
     """Command-line options (see the module docstring)."""
-    parser = converter_parser(__doc__, ann_dir='folder with categories_dict.json and vrd-{train,val,test}-anno.json',
+    parser = tool_parser(__doc__, ann_dir='folder with categories_dict.json and vrd-{train,val,test}-anno.json',
                               out_file='the scene graph JSON file to write')
     parser.add_argument('--report-json', metavar='FILE', help='also write the drop report here')
     return add_output_options(parser, 'replace OUT.json (and the report) if they exist').parse_args(argv)

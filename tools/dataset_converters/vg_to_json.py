@@ -12,12 +12,13 @@ VG_DIR holds ``VG-SGG-with-attri.h5``, ``image_data.json`` and ``VG-SGG-dicts-wi
 import argparse
 
 from speaq_mm.datasets.scene_graph_json import SPLIT_CODES, vg_to_json
-from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, converter_parser
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = converter_parser(__doc__, vg_dir='folder with the VG files', out_file='the JSON file to write')
+    parser = tool_parser(__doc__, vg_dir='folder with the VG files', out_file='the JSON file to write')
     parser.add_argument('--split', choices=('all',) + tuple(SPLIT_CODES), default='all')
     parser.add_argument('--img-suffix', default='.jpg', help='image file suffix (file_name = <id><suffix>)')
     parser.add_argument('--box-scale', type=int, default=1024, help='read boxes_<box-scale>')

@@ -1,27 +1,19 @@
-"""What the thin command lines under ``tools/dataset_converters`` share: the parser with the module docstring
-as help and the input/output arguments, the ``--strict`` / ``--overwrite`` options, and running an importer
-(``coco_rel``, ``psg``, ``gqa``) and printing its report."""
+"""What the thin command lines under ``tools/dataset_converters`` share: the importers' parser (inputs and the
+JSON file they write), the ``--strict`` / ``--overwrite`` options, and running an importer (``coco_rel``,
+``psg``, ``gqa``) and printing its report."""
 import argparse
 from typing import Callable
 
+from ...utils.command_line import tool_parser
 from .importing import print_import_result
 
 IMPORT_OUTPUT_HELP = 'the JSON scene-graph file to write'
 IMPORT_OVERWRITE_HELP = 'replace OUT.json and its report if they exist'
 
 
-def converter_parser(description: str, **positionals: str) -> argparse.ArgumentParser:
-    """A parser whose help is ``description`` (a tool's module docstring, shown as written) with one positional
-    argument per keyword, in order: its name and its help text."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, help_text in positionals.items():
-        parser.add_argument(name, help=help_text)
-    return parser
-
-
 def importer_parser(description: str, **inputs: str) -> argparse.ArgumentParser:
-    """``converter_parser`` for an importer: the ``inputs`` and then ``out_file``, the JSON file it writes."""
-    return converter_parser(description, **inputs, out_file=IMPORT_OUTPUT_HELP)
+    """``tool_parser`` for an importer: the ``inputs`` and then ``out_file``, the JSON file it writes."""
+    return tool_parser(description, **inputs, out_file=IMPORT_OUTPUT_HELP)
 
 
 def add_output_options(parser: argparse.ArgumentParser, overwrite_help: str = IMPORT_OVERWRITE_HELP,
