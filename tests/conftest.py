@@ -34,3 +34,12 @@ def reliability_toy_data(tmp_path_factory):
     """Data roots of the tiny toy sets of ``reliability_fixtures.make_toy_data``."""
     from tests.reliability_fixtures import make_toy_data  # its import installs a config-formatting cache
     return make_toy_data(str(tmp_path_factory.mktemp('reliability_toy_data')))
+
+
+@pytest.fixture
+def marker(tmp_path):
+    """A file a malicious pickle's payload would create; the test fails if it exists afterwards (the payload
+    ran)."""
+    path = tmp_path / 'payload_ran'
+    yield path
+    assert not path.exists(), 'the payload ran'

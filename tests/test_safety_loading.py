@@ -21,13 +21,6 @@ from tests.safety_fixtures import Payload
 from tests.tools_fixtures import REPO, TOY_MIX_CONFIG, fabricate, one_torch_thread, tool_test_options
 
 
-@pytest.fixture
-def marker(tmp_path):
-    path = tmp_path / 'payload_ran'
-    yield path
-    assert not path.exists(), 'the payload ran'
-
-
 def refused(path):
     """The message every refusal must carry: the file, the offending global and the per-file opt-in."""
     return re.escape(str(path)) + r'.*(builtins\.)?exec.*--trust-pickle ' + re.escape(str(path))
@@ -215,6 +208,20 @@ def test_checkpoint_getattr_resolves_only_history_buffer_methods(tmp_path):
         load_torch_file(path)
 
 
+def assert_dump_and_checkpoint_refused(tmp_path, gadget, reason, protocol=pickle.DEFAULT_PROTOCOL):
+    """Check that a prediction dump holding ``gadget`` and a checkpoint holding it in its meta are both refused
+    with a message naming the file and matching ``reason``; return the dump's path."""
+    dump = tmp_path / 'preds.pkl'
+    dump.write_bytes(pickle.dumps([gadget], protocol=protocol))
+    with pytest.raises(UntrustedFileError, match=re.escape(str(dump)) + reason):
+        load_pickle_file(dump)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}, meta=dict(value=gadget)), checkpoint)
+    with pytest.raises(UntrustedFileError, match=re.escape(str(checkpoint)) + reason):
+        load_torch_file(checkpoint)
+    return dump
+
+
 def test_numpy_functions_that_run_code_are_refused(tmp_path, marker):
     """numpy holds functions that execute a string (``numpy.testing``'s ``runstring``); only numpy's array,
     dtype and scalar constructors may be named by a file, never "anything from numpy"."""
@@ -224,14 +231,7 @@ def test_numpy_functions_that_run_code_are_refused(tmp_path, marker):
         def __reduce__(self):
             return runstring, (f'open({str(marker)!r}, "w").close()', {})
 
-    dump = tmp_path / 'preds.pkl'
-    dump.write_bytes(pickle.dumps([NumpyGadget()]))
-    with pytest.raises(UntrustedFileError, match=re.escape(str(dump)) + r'.*numpy\.testing.*runstring'):
-        load_pickle_file(dump)
-    checkpoint = tmp_path / 'model.pth'
-    torch.save(dict(state_dict={}, meta=dict(step=NumpyGadget())), checkpoint)
-    with pytest.raises(UntrustedFileError, match=re.escape(str(checkpoint)) + r'.*runstring'):
-        load_torch_file(checkpoint)
+    assert_dump_and_checkpoint_refused(tmp_path, NumpyGadget(), r'.*numpy\.testing.*runstring')
 
 
 def test_a_plain_pickle_named_pth_is_refused_naming_the_global(tmp_path, marker):
@@ -262,15 +262,8 @@ class HugeObjectArray:
 
 @pytest.mark.parametrize('gadget', [HugeEmptyArray, HugeObjectArray])
 def test_a_tiny_file_cannot_request_a_huge_allocation(tmp_path, gadget):
-    dump = tmp_path / 'preds.pkl'
-    dump.write_bytes(pickle.dumps([gadget()], protocol=2))
+    dump = assert_dump_and_checkpoint_refused(tmp_path, gadget(), r'.*(shape|objects)', protocol=2)
     assert dump.stat().st_size < 256
-    with pytest.raises(UntrustedFileError, match=re.escape(str(dump)) + r'.*(shape|objects)'):
-        load_pickle_file(dump)
-    checkpoint = tmp_path / 'model.pth'
-    torch.save(dict(state_dict={}, meta=dict(log=gadget())), checkpoint)
-    with pytest.raises(UntrustedFileError, match=re.escape(str(checkpoint)) + r'.*(shape|objects)'):
-        load_torch_file(checkpoint)
 
 
 def test_arrays_of_every_plain_dtype_still_load(tmp_path):

@@ -74,13 +74,6 @@ def torch_home(tmp_path, monkeypatch):
     yield tmp_path / 'torch_home' / 'hub' / 'checkpoints'
 
 
-@pytest.fixture
-def marker(tmp_path):
-    path = tmp_path / 'payload_ran'
-    yield path
-    assert not path.exists(), 'the payload ran'
-
-
 def sha256(path):
     with open(path, 'rb') as file:
         return hashlib.sha256(file.read()).hexdigest()

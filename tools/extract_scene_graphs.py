@@ -20,13 +20,13 @@ import os
 
 from mmengine.config import DictAction
 
+from speaq_mm.utils.command_line import tool_parser
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='the model config')
-    parser.add_argument('checkpoint', help='the checkpoint (.pth)')
-    parser.add_argument('input', help='an image, a folder, a .txt/.lst list of images, or split:NAME')
+    parser = tool_parser(__doc__, config='the model config', checkpoint='the checkpoint (.pth)',
+                         input='an image, a folder, a .txt/.lst list of images, or split:NAME')
     parser.add_argument('--out', required=True, help='the JSON Lines file to write (e.g. graphs.jsonl)')
     parser.add_argument('--batch-size', type=int, default=8, help='images per batch (default 8)')
     parser.add_argument('--num-workers', type=int, default=2, help='DataLoader processes reading images (0: none)')

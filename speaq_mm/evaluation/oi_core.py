@@ -32,15 +32,16 @@ loop runs per detection.
 import numpy as np
 
 from .sgg_core import (
-    _check_range,
     _concat,
     _offsets,
     _positions,
     check_options,
     check_records,
+    gather_records,
+    iter_in_chunks,
     predicate_count,
 )
-from .sgg_summary import _text_table
+from .sgg_summary import _text_table, check_topk_and_predicates
 
 PREDICATES_PER_PAIR = 2
 # The reference keeps a cell only if its score is > 1e-5, compared in the scores' float32.
@@ -158,45 +159,19 @@ def compute_oi_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None,
     for entry in checked:
         clip_oi_ground_truth(entry)
 
-    def sizes(key):
-        return np.array([len(entry[key]) for entry in checked], dtype=np.int64)
-
-    num_gt_boxes, num_rels = sizes('gt_bboxes'), sizes('gt_relations')
-    num_pred_boxes, num_pred_rels = sizes('pred_bboxes'), sizes('pred_rel_pairs')
-    rel_image, _ = _positions(num_rels)
-    pair_image, _ = _positions(num_pred_rels)
-
+    (num_gt_boxes, num_rels, num_pred_boxes, num_pred_rels, rel_image, pair_image, _, gt_boxes, gt_labels,
+     relations, pred_boxes, pred_labels, pred_scores, pairs, gt_sub, gt_obj, gt_triplets, pair_sub,
+     pair_obj) = gather_records(checked)
     # The reference's tensors are float32 (BoxList boxes, model scores).
-    gt_boxes = _concat([e['gt_bboxes'] for e in checked], (0, 4), np.float32)
-    gt_labels = _concat([e['gt_labels'] for e in checked], (0,), np.int64)
-    relations = _concat([e['gt_relations'] for e in checked], (0, 3), np.int64)
-    pred_boxes = _concat([e['pred_bboxes'] for e in checked], (0, 4), np.float32).astype(np.float32)
-    pred_labels = _concat([e['pred_labels'] for e in checked], (0,), np.int64)
-    pred_scores = _concat([e['pred_scores'] for e in checked], (0,), np.float32).astype(np.float32)
-    pairs = _concat([e['pred_rel_pairs'] for e in checked], (0, 2), np.int64)
+    pred_boxes, pred_scores = pred_boxes.astype(np.float32), pred_scores.astype(np.float32)
     rel_scores = _concat([e['pred_rel_scores'][:, :num_classes_pred] for e in checked if len(e['pred_rel_pairs'])],
                          (0, max(num_classes_pred, 0)), np.float32).astype(np.float32)
-
-    label_limit = np.iinfo(np.int32).max
-    _check_range(relations[:, :2], num_gt_boxes[rel_image, None], checked, rel_image, 'gt_relations',
-                 'GT boxes')
-    _check_range(relations[:, 2], label_limit, checked, rel_image, 'gt_relations', 'predicate ids')
-    _check_range(gt_labels, label_limit, checked, _positions(num_gt_boxes)[0], 'gt_labels', 'class ids')
-    _check_range(pred_labels, label_limit, checked, _positions(num_pred_boxes)[0], 'pred_labels', 'class ids')
-    _check_range(pairs, num_pred_boxes[pair_image, None], checked, pair_image, 'pred_rel_pairs',
-                 'predicted boxes')
     for field, values, image in (('pred_scores', pred_scores, _positions(num_pred_boxes)[0]),
                                  ('pred_rel_scores', rel_scores, pair_image)):
         finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             raise ValueError(f'{checked[int(image[row])]["where"]}: field {field} holds a non-finite value')
-
-    gt_sub = relations[:, 0] + _offsets(num_gt_boxes)[rel_image]
-    gt_obj = relations[:, 1] + _offsets(num_gt_boxes)[rel_image]
-    gt_triplets = np.stack([gt_labels[gt_sub], gt_labels[gt_obj], relations[:, 2]], axis=1)
-    pair_sub = pairs[:, 0] + _offsets(num_pred_boxes)[pair_image]
-    pair_obj = pairs[:, 1] + _offsets(num_pred_boxes)[pair_image]
 
     # Each pair's best predicates; cells (pair, j) laid out image by image, row-major like the reference.
     per_pair = min(PREDICATES_PER_PAIR, max(num_classes_pred, 1))
@@ -277,16 +252,7 @@ def compute_oi_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None,
 
 def iter_oi_image_stats(records, chunk_size=256, **kwargs):
     """Yield ``compute_oi_image_stats`` of an iterable of records, ``chunk_size`` records at a time."""
-    chunk = []
-    first_index = 0
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == chunk_size:
-            yield from compute_oi_image_stats(chunk, first_index=first_index, **kwargs)
-            first_index += len(chunk)
-            chunk = []
-    if chunk:
-        yield from compute_oi_image_stats(chunk, first_index=first_index, **kwargs)
+    return iter_in_chunks(compute_oi_image_stats, records, chunk_size, **kwargs)
 
 
 def voc_average_precision(recall, precision):
@@ -325,18 +291,7 @@ def summarize_oi_stats(stats, topk=(20, 50, 100), num_predicates=None, predicate
     topk = sorted({int(k) for k in topk})
     if not stats:
         raise ValueError('no images to evaluate')
-    max_k = min(s['max_k'] for s in stats)
-    if topk[0] < 1 or topk[-1] > max_k:
-        raise ValueError(f'topk {topk} must lie in 1..{max_k} (the max_k of the per-image statistics)')
-    widths = {s['num_predicates'] for s in stats if s['num_predicates'] > 0}
-    if num_predicates is None:
-        if len(widths) != 1:
-            raise ValueError(f'cannot tell the number of predicates from the score rows (widths {widths}); '
-                             'pass num_predicates')
-        num_predicates = widths.pop()
-    elif widths - {num_predicates}:
-        raise ValueError(f'the score rows hold {sorted(widths)} predicates but num_predicates is '
-                         f'{num_predicates}')
+    num_predicates = check_topk_and_predicates(stats, topk, num_predicates)
     num_rels_all = np.array([len(s['gt_triplets']) for s in stats], dtype=np.int64)
     kept = [s for s in stats if len(s['gt_triplets'])]
     if not kept:

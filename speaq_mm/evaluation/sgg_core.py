@@ -24,6 +24,8 @@ the rank at which each of its GT relations is first hit, which is all the metric
 grow with the number of predictions.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .records import check_record
@@ -193,6 +195,83 @@ def predicate_count(checked, num_predicates, where):
     return widths.pop() if widths else -1
 
 
+class RecordBatch(NamedTuple):
+    """Checked records of one batch, concatenated image by image (box indices made global in ``gt_sub``,
+    ``gt_obj``, ``pair_sub`` and ``pair_obj``); ``*_image`` and ``pair_rank`` say each row's image and rank."""
+    num_gt_boxes: np.ndarray
+    num_rels: np.ndarray
+    num_pred_boxes: np.ndarray
+    num_pred_rels: np.ndarray
+    rel_image: np.ndarray
+    pair_image: np.ndarray
+    pair_rank: np.ndarray
+    gt_boxes: np.ndarray
+    gt_labels: np.ndarray
+    relations: np.ndarray
+    pred_boxes: np.ndarray
+    pred_labels: np.ndarray
+    pred_scores: np.ndarray
+    pairs: np.ndarray
+    gt_sub: np.ndarray
+    gt_obj: np.ndarray
+    gt_triplets: np.ndarray
+    pair_sub: np.ndarray
+    pair_obj: np.ndarray
+
+
+def gather_records(checked):
+    """Concatenate ``check_records`` output into a ``RecordBatch``, after checking that every box index and
+    label fits (both evaluators need the same checks before they join predictions with GT relations)."""
+    def sizes(key):
+        return np.array([len(entry[key]) for entry in checked], dtype=np.int64)
+
+    num_gt_boxes, num_rels = sizes('gt_bboxes'), sizes('gt_relations')
+    num_pred_boxes, num_pred_rels = sizes('pred_bboxes'), sizes('pred_rel_pairs')
+    rel_image, _ = _positions(num_rels)
+    pair_image, pair_rank = _positions(num_pred_rels)
+
+    gt_boxes = _concat([e['gt_bboxes'] for e in checked], (0, 4), np.float32)
+    gt_labels = _concat([e['gt_labels'] for e in checked], (0,), np.int64)
+    relations = _concat([e['gt_relations'] for e in checked], (0, 3), np.int64)
+    pred_boxes = _concat([e['pred_bboxes'] for e in checked], (0, 4), np.float32)
+    pred_labels = _concat([e['pred_labels'] for e in checked], (0,), np.int64)
+    pred_scores = _concat([e['pred_scores'] for e in checked], (0,), np.float32)
+    pairs = _concat([e['pred_rel_pairs'] for e in checked], (0, 2), np.int64)
+
+    label_limit = np.iinfo(np.int32).max  # statistics hold int32 labels
+    _check_range(relations[:, :2], num_gt_boxes[rel_image, None], checked, rel_image, 'gt_relations',
+                 'GT boxes')
+    _check_range(relations[:, 2], label_limit, checked, rel_image, 'gt_relations', 'predicate ids')
+    _check_range(gt_labels, label_limit, checked, _positions(num_gt_boxes)[0], 'gt_labels', 'class ids')
+    _check_range(pred_labels, label_limit, checked, _positions(num_pred_boxes)[0], 'pred_labels', 'class ids')
+    _check_range(pairs, num_pred_boxes[pair_image, None], checked, pair_image, 'pred_rel_pairs',
+                 'predicted boxes')
+
+    gt_sub = relations[:, 0] + _offsets(num_gt_boxes)[rel_image]
+    gt_obj = relations[:, 1] + _offsets(num_gt_boxes)[rel_image]
+    gt_triplets = np.stack([gt_labels[gt_sub], gt_labels[gt_obj], relations[:, 2]], axis=1)
+    pair_sub = pairs[:, 0] + _offsets(num_pred_boxes)[pair_image]
+    pair_obj = pairs[:, 1] + _offsets(num_pred_boxes)[pair_image]
+    return RecordBatch(num_gt_boxes, num_rels, num_pred_boxes, num_pred_rels, rel_image, pair_image, pair_rank,
+                       gt_boxes, gt_labels, relations, pred_boxes, pred_labels, pred_scores, pairs, gt_sub, gt_obj,
+                       gt_triplets, pair_sub, pair_obj)
+
+
+def iter_in_chunks(compute, records, chunk_size, **kwargs):
+    """Yield ``compute(chunk, first_index=..., **kwargs)`` over an iterable of records, ``chunk_size`` records
+    at a time, so memory is bounded by one chunk's predictions."""
+    chunk = []
+    first_index = 0
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == chunk_size:
+            yield from compute(chunk, first_index=first_index, **kwargs)
+            first_index += len(chunk)
+            chunk = []
+    if chunk:
+        yield from compute(chunk, first_index=first_index, **kwargs)
+
+
 def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, keep_detections=False,
                         where='record', first_index=0):
     """Reduce scene graph records (``records.py``) to per-image hit statistics, one dict per record, in order.
@@ -209,34 +288,11 @@ def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, ke
     if not checked:
         return []
     num_classes_pred = predicate_count(checked, num_predicates, where)
-
-    def sizes(key):
-        return np.array([len(entry[key]) for entry in checked], dtype=np.int64)
-
-    num_gt_boxes, num_rels = sizes('gt_bboxes'), sizes('gt_relations')
-    num_pred_boxes, num_pred_rels = sizes('pred_bboxes'), sizes('pred_rel_pairs')
-    rel_image, _ = _positions(num_rels)
-    pair_image, pair_rank = _positions(num_pred_rels)
-
-    # Ground truth and predictions of every image, concatenated; box indices become global.
-    gt_boxes = _concat([e['gt_bboxes'] for e in checked], (0, 4), np.float32)
-    gt_labels = _concat([e['gt_labels'] for e in checked], (0,), np.int64)
-    relations = _concat([e['gt_relations'] for e in checked], (0, 3), np.int64)
-    pred_boxes = _concat([e['pred_bboxes'] for e in checked], (0, 4), np.float32)
-    pred_labels = _concat([e['pred_labels'] for e in checked], (0,), np.int64)
-    pred_scores = _concat([e['pred_scores'] for e in checked], (0,), np.float32)
-    pairs = _concat([e['pred_rel_pairs'] for e in checked], (0, 2), np.int64)
+    (num_gt_boxes, num_rels, num_pred_boxes, num_pred_rels, rel_image, pair_image, pair_rank, gt_boxes, gt_labels,
+     relations, pred_boxes, pred_labels, pred_scores, pairs, gt_sub, gt_obj, gt_triplets, pair_sub,
+     pair_obj) = gather_records(checked)
     graph = pair_rank < max_k  # graph constraint: the first max_k triplets with their own predicate labels
     graph_labels = _concat([e['pred_rel_labels'][:max_k] for e in checked], (0,), np.int64)
-
-    label_limit = np.iinfo(np.int32).max  # statistics hold int32 labels
-    _check_range(relations[:, :2], num_gt_boxes[rel_image, None], checked, rel_image, 'gt_relations',
-                 'GT boxes')
-    _check_range(relations[:, 2], label_limit, checked, rel_image, 'gt_relations', 'predicate ids')
-    _check_range(gt_labels, label_limit, checked, _positions(num_gt_boxes)[0], 'gt_labels', 'class ids')
-    _check_range(pred_labels, label_limit, checked, _positions(num_pred_boxes)[0], 'pred_labels', 'class ids')
-    _check_range(pairs, num_pred_boxes[pair_image, None], checked, pair_image, 'pred_rel_pairs',
-                 'predicted boxes')
     _check_range(graph_labels, max(num_classes_pred, 0), checked, pair_image[graph], 'pred_rel_labels',
                  'predicates')
     if not (pred_scores >= 0).all():  # the no-graph ranking relies on it; also rejects NaN
@@ -244,12 +300,6 @@ def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, ke
         image = int(_positions(num_pred_boxes)[0][row])
         raise ValueError(f'{checked[image]["where"]}: field pred_scores must be non-negative numbers, '
                          f'got {pred_scores[row]}')
-
-    gt_sub = relations[:, 0] + _offsets(num_gt_boxes)[rel_image]
-    gt_obj = relations[:, 1] + _offsets(num_gt_boxes)[rel_image]
-    gt_triplets = np.stack([gt_labels[gt_sub], gt_labels[gt_obj], relations[:, 2]], axis=1)
-    pair_sub = pairs[:, 0] + _offsets(num_pred_boxes)[pair_image]
-    pair_obj = pairs[:, 1] + _offsets(num_pred_boxes)[pair_image]
 
     # No graph constraint: the top max_k cells of the (triplet x predicate) score matrix.
     if len(pairs):
@@ -322,13 +372,4 @@ def compute_image_stats(records, iou_thr=0.5, max_k=100, num_predicates=None, ke
 def iter_image_stats(records, chunk_size=256, **kwargs):
     """Yield ``compute_image_stats`` of an iterable of records, ``chunk_size`` records at a time, so memory is
     bounded by one chunk's predictions."""
-    chunk = []
-    first_index = 0
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == chunk_size:
-            yield from compute_image_stats(chunk, first_index=first_index, **kwargs)
-            first_index += len(chunk)
-            chunk = []
-    if chunk:
-        yield from compute_image_stats(chunk, first_index=first_index, **kwargs)
+    return iter_in_chunks(compute_image_stats, records, chunk_size, **kwargs)

@@ -26,6 +26,24 @@ def harmonic_mean(recall, mean_recall):
     return 2 * recall * mean_recall / (recall + mean_recall) if recall + mean_recall > 0 else 0.0
 
 
+def check_topk_and_predicates(stats, topk, num_predicates):
+    """Raise unless every K of the sorted ``topk`` lies in 1..max_k of the per-image statistics; return the
+    number of predicates, told by the statistics' score rows where ``num_predicates`` is None."""
+    max_k = min(s['max_k'] for s in stats)
+    if topk[0] < 1 or topk[-1] > max_k:
+        raise ValueError(f'topk {topk} must lie in 1..{max_k} (the max_k of the per-image statistics)')
+    widths = {s['num_predicates'] for s in stats if s['num_predicates'] > 0}
+    if num_predicates is None:
+        if len(widths) != 1:
+            raise ValueError(f'cannot tell the number of predicates from the score rows (widths {widths}); '
+                             'pass num_predicates')
+        num_predicates = widths.pop()
+    elif widths - {num_predicates}:
+        raise ValueError(f'the score rows hold {sorted(widths)} predicates but num_predicates is '
+                         f'{num_predicates}')
+    return num_predicates
+
+
 def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_triplets=None,
                           zeroshot_triplets=None, predicate_groups=None, predicate_names=None,
                           train_counts=None, reference_compat=False):
@@ -53,18 +71,7 @@ def summarize_image_stats(stats, topk=(20, 50, 100), num_predicates=None, seen_t
         raise ValueError('no images to evaluate')
     if seen_triplets is not None and zeroshot_triplets is not None:
         raise ValueError('pass seen_triplets or zeroshot_triplets, not both')
-    max_k = min(s['max_k'] for s in stats)
-    if topk[0] < 1 or topk[-1] > max_k:
-        raise ValueError(f'topk {topk} must lie in 1..{max_k} (the max_k of the per-image statistics)')
-    widths = {s['num_predicates'] for s in stats if s['num_predicates'] > 0}
-    if num_predicates is None:
-        if len(widths) != 1:
-            raise ValueError(f'cannot tell the number of predicates from the score rows (widths {widths}); '
-                             'pass num_predicates')
-        num_predicates = widths.pop()
-    elif widths - {num_predicates}:
-        raise ValueError(f'the score rows hold {sorted(widths)} predicates but num_predicates is '
-                         f'{num_predicates}')
+    num_predicates = check_topk_and_predicates(stats, topk, num_predicates)
 
     num_rels = np.array([len(s['gt_triplets']) for s in stats], dtype=np.int64)
     has_pred = np.array([s['num_pred_rels'] > 0 for s in stats])

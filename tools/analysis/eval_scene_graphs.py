@@ -46,11 +46,10 @@ def main(argv=None):
     """Evaluate the dump; return the summary dict."""
     args = parse_args(argv)
     from speaq_mm.evaluation.entity_ap import entity_detection_ap
-    from speaq_mm.evaluation.records import load_dataset_meta, load_prediction_dump
+    from speaq_mm.evaluation.records import load_dataset_meta
     from speaq_mm.evaluation.sgg_core import iter_image_stats
     from speaq_mm.evaluation.sgg_summary import evaluation_settings, format_summary, summarize_image_stats
     from speaq_mm.utils import trust_files_from_args
-    from speaq_mm.utils.atomic_io import atomic_dump
 
     trust_files_from_args(args)
     if min(args.topk) < 1:
@@ -65,11 +64,7 @@ def main(argv=None):
                                           where=args.dataset_meta or args.dump)
     if zeroshot is None:
         notes.append('no --zeroshot-triplets and no training triplets in --dataset-meta, so no zR@K')
-    records = load_prediction_dump(args.dump)
-    stats = list(iter_image_stats(records, chunk_size=args.chunk_size, iou_thr=args.iou_thr,
-                                  max_k=max(args.topk), num_predicates=settings['num_predicates'],
-                                  keep_detections=args.entity_ap, where=f'{args.dump} entry'))
-    del records
+    stats = dump_stats(args, iter_image_stats, settings['num_predicates'], keep_detections=args.entity_ap)
     summary = summarize_image_stats(stats, topk=args.topk, reference_compat=args.reference_compat, **settings)
     if summary['images']['repeated_img_ids']:
         notes.append(f'{summary["images"]["repeated_img_ids"]} entries repeat the img_id of another entry')
@@ -79,7 +74,22 @@ def main(argv=None):
         print(coco_text)
     for note in notes:
         print(f'note: {note}')
-    print(format_summary(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
+    return report_summary(args, summary, format_summary)
+
+
+def dump_stats(args, iter_stats, num_predicates, **kwargs):
+    """The per-image statistics of ``--dump`` from ``iter_stats`` (``iter_image_stats`` or
+    ``iter_oi_image_stats``), ``--chunk-size`` records at a time."""
+    from speaq_mm.evaluation.records import load_prediction_dump
+    records = load_prediction_dump(args.dump)
+    return list(iter_stats(records, chunk_size=args.chunk_size, iou_thr=args.iou_thr, max_k=max(args.topk),
+                           num_predicates=num_predicates, where=f'{args.dump} entry', **kwargs))
+
+
+def report_summary(args, summary, format_table):
+    """Print the summary as ``format_table`` lays it out, write it to ``--out-json`` if given; return it."""
+    from speaq_mm.utils.atomic_io import atomic_dump
+    print(format_table(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
     if args.out_json:
         atomic_dump(summary, args.out_json, indent=2)
         print(f'metrics written to {args.out_json}')
@@ -89,27 +99,17 @@ def main(argv=None):
 def evaluate_open_images(args, meta):
     """The ``--protocol open_images`` branch of ``main``."""
     from speaq_mm.evaluation.oi_core import format_oi_summary, iter_oi_image_stats, summarize_oi_stats
-    from speaq_mm.evaluation.records import load_prediction_dump
     from speaq_mm.evaluation.sgg_summary import evaluation_settings
-    from speaq_mm.utils.atomic_io import atomic_dump
 
     if args.reference_compat or args.entity_ap or args.zeroshot_triplets:
         raise ValueError('--reference-compat, --entity-ap and --zeroshot-triplets belong to --protocol vg')
     settings, _ = evaluation_settings(meta, None, None, where=args.dataset_meta or args.dump)
-    records = load_prediction_dump(args.dump)
-    stats = list(iter_oi_image_stats(records, chunk_size=args.chunk_size, iou_thr=args.iou_thr,
-                                     max_k=max(args.topk), num_predicates=settings['num_predicates'],
-                                     where=f'{args.dump} entry'))
-    del records
+    stats = dump_stats(args, iter_oi_image_stats, settings['num_predicates'])
     summary = summarize_oi_stats(stats, topk=args.topk, num_predicates=settings['num_predicates'],
                                  predicate_names=settings['predicate_names'])
     if summary['images']['repeated_img_ids']:
         print(f'note: {summary["images"]["repeated_img_ids"]} entries repeat the img_id of another entry')
-    print(format_oi_summary(summary, sorted(set(args.topk)), per_predicate=not args.no_per_predicate))
-    if args.out_json:
-        atomic_dump(summary, args.out_json, indent=2)
-        print(f'metrics written to {args.out_json}')
-    return summary
+    return report_summary(args, summary, format_oi_summary)
 
 
 if __name__ == '__main__':

@@ -48,6 +48,27 @@ def current_rss_mib():
         return next(int(line.split()[1]) for line in status if line.startswith('VmRSS')) / 1024
 
 
+def print_timing(what, evaluate_time, evaluate_cpu, generate_time, rss_before, summary):
+    """Print the machine, the evaluation's wall and CPU time and peak RSS (``what`` names the workload), and the
+    metrics."""
+    print(f'machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, '
+          f'python {platform.python_version()}, numpy {np.__version__}')
+    print(f'{what}: evaluation {evaluate_time:.2f} s wall, {evaluate_cpu:.2f} s CPU (generating the synthetic '
+          f'data: {generate_time:.2f} s more); peak RSS {peak_rss_mib():.0f} MiB ({rss_before:.0f} MiB after '
+          'imports)')
+    print(f'images: {summary["images"]}')
+    print(' '.join(f'{key}={value:.4f}' for key, value in summary.items() if isinstance(value, float)))
+
+
+def print_cross_check(run, fast, reference, differing, tolerance):
+    """Print how the vectorised metrics compare with the loop implementation's (``run``: its images and time);
+    return the exit status (1 when any value differs)."""
+    print(f'loop implementation over {run}; {len(fast)} values compared, {len(differing)} differ{tolerance}')
+    for key in differing[:20]:
+        print(f'  {key}: vectorised {fast.get(key)!r} loop {reference.get(key)!r}')
+    return 1 if differing else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--protocol', choices=('vg', 'open_images'), default='vg')
@@ -88,15 +109,8 @@ def main(argv=None):
     summary = sgg_summary.summarize_image_stats(stats, num_predicates=NUM_PREDICATES, **settings)
     evaluate_time += time.perf_counter() - clock
     evaluate_cpu += time.process_time() - cpu
-    peak = peak_rss_mib()
-
-    print(f'machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, '
-          f'python {platform.python_version()}, numpy {np.__version__}')
-    print(f'{args.images} images x {args.triplets} triplets: evaluation {evaluate_time:.2f} s wall, '
-          f'{evaluate_cpu:.2f} s CPU (generating the synthetic data: {generate_time:.2f} s more); '
-          f'peak RSS {peak:.0f} MiB ({rss_before:.0f} MiB after imports)')
-    print(f'images: {summary["images"]}')
-    print(' '.join(f'{key}={value:.4f}' for key, value in summary.items() if isinstance(value, float)))
+    print_timing(f'{args.images} images x {args.triplets} triplets', evaluate_time, evaluate_cpu, generate_time,
+                 rss_before, summary)
     if loop_images == 0:
         return 0
 
@@ -109,11 +123,8 @@ def main(argv=None):
                                                  **settings)
     fast = flatten(summary)
     differing = sorted(key for key in set(fast) | set(reference) if fast.get(key) != reference.get(key))
-    print(f'loop implementation over {loop_images} images: {loop_time:.1f} s (data generation included); '
-          f'{len(fast)} values compared, {len(differing)} differ')
-    for key in differing[:20]:
-        print(f'  {key}: vectorised {fast.get(key)!r} loop {reference.get(key)!r}')
-    return 1 if differing else 0
+    return print_cross_check(f'{loop_images} images: {loop_time:.1f} s (data generation included)', fast, reference,
+                             differing, '')
 
 
 def bench_open_images(args):
@@ -135,13 +146,8 @@ def bench_open_images(args):
                                                     first_index=first))
     summary = oi_core.summarize_oi_stats(stats, topk=TOPK, num_predicates=oi_oracle.NUM_PREDICATES)
     evaluate_time, evaluate_cpu = time.perf_counter() - clock, time.process_time() - cpu
-    print(f'machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, '
-          f'python {platform.python_version()}, numpy {np.__version__}')
-    print(f'open_images: {images} images x {triplets} predicted pairs: evaluation {evaluate_time:.2f} s wall, '
-          f'{evaluate_cpu:.2f} s CPU (generating the synthetic data: {generate_time:.2f} s more); peak RSS '
-          f'{peak_rss_mib():.0f} MiB ({rss_before:.0f} MiB after imports)')
-    print(f'images: {summary["images"]}')
-    print(' '.join(f'{key}={value:.4f}' for key, value in summary.items() if isinstance(value, float)))
+    print_timing(f'open_images: {images} images x {triplets} predicted pairs', evaluate_time, evaluate_cpu,
+                 generate_time, rss_before, summary)
     if loop_images == 0:
         return 0
     start = time.perf_counter()
@@ -153,11 +159,8 @@ def bench_open_images(args):
     fast = oi_oracle.flatten_oi(summary)
     differing = sorted(key for key in set(fast) | set(reference)
                        if key not in fast or key not in reference or abs(fast[key] - reference[key]) > 1e-12)
-    print(f'loop implementation over {loop_images} images: {loop_time:.1f} s; {len(fast)} values compared, '
-          f'{len(differing)} differ by more than 1e-12')
-    for key in differing[:20]:
-        print(f'  {key}: vectorised {fast.get(key)!r} loop {reference.get(key)!r}')
-    return 1 if differing else 0
+    return print_cross_check(f'{loop_images} images: {loop_time:.1f} s', fast, reference, differing,
+                             ' by more than 1e-12')
 
 
 if __name__ == '__main__':

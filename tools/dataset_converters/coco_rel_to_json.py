@@ -11,25 +11,19 @@ Class names come from the COCO ``categories``, predicate names from ``rel_catego
 import argparse
 
 from speaq_mm.datasets.scene_graph_json import coco_rel_to_json
-from speaq_mm.datasets.scene_graph_json.importing import print_import_result
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, importer_parser, run_import
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('ann_dir', help='folder with train.json, val.json, test.json and rel.json')
-    parser.add_argument('out_file', help='the JSON scene-graph file to write')
-    parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json and its report if they exist')
-    return parser.parse_args(argv)
+    parser = importer_parser(__doc__, ann_dir='folder with train.json, val.json, test.json and rel.json')
+    return add_output_options(parser, strict=True).parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Import; return the report."""
     args = parse_args(argv)
-    result = coco_rel_to_json(args.ann_dir, args.out_file, args.overwrite)
-    print_import_result(result, args.strict)
-    return result
+    return run_import(coco_rel_to_json, args, args.ann_dir, args.out_file, args.overwrite)
 
 
 if __name__ == '__main__':

@@ -12,29 +12,24 @@ file is always skipped, and val is the first 5000 test images (written a second 
 import argparse
 
 from speaq_mm.datasets.scene_graph_json import gqa_to_json
-from speaq_mm.datasets.scene_graph_json.importing import print_import_result
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, importer_parser, run_import
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('dict_file', help='names: ind_to_classes, ind_to_predicates (GQA_200_ID_Info.json)')
-    parser.add_argument('train_file', help='the train graphs (GQA_200_Train.json)')
-    parser.add_argument('test_file', help='the test graphs (GQA_200_Test.json)')
-    parser.add_argument('out_file', help='the JSON scene-graph file to write')
+    parser = importer_parser(__doc__, dict_file='names: ind_to_classes, ind_to_predicates (GQA_200_ID_Info.json)',
+                             train_file='the train graphs (GQA_200_Train.json)',
+                             test_file='the test graphs (GQA_200_Test.json)')
     parser.add_argument('--val', choices=('reference', 'none'), default='reference',
                         help='reference: val = the first 5000 test images, as the loader does (default)')
-    parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json and its report if they exist')
-    return parser.parse_args(argv)
+    return add_output_options(parser, strict=True).parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Import; return the report."""
     args = parse_args(argv)
-    result = gqa_to_json(args.dict_file, args.train_file, args.test_file, args.out_file, args.val, args.overwrite)
-    print_import_result(result, args.strict)
-    return result
+    return run_import(gqa_to_json, args, args.dict_file, args.train_file, args.test_file, args.out_file, args.val,
+                      args.overwrite)
 
 
 if __name__ == '__main__':

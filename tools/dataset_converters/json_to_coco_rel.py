@@ -12,16 +12,16 @@ import argparse
 import os.path as osp
 
 from speaq_mm.datasets.scene_graph_json import json_to_coco_rel
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('json_file', help='the JSON scene-graph file')
-    parser.add_argument('out_dir', help='folder for train.json, val.json, test.json and rel.json')
+    parser = tool_parser(__doc__, json_file='the JSON scene-graph file',
+                              out_dir='folder for train.json, val.json, test.json and rel.json')
     parser.add_argument('--vocab', help='VG dicts json with the class and predicate names to use')
-    parser.add_argument('--overwrite', action='store_true', help='replace existing output files')
-    return parser.parse_args(argv)
+    return add_output_options(parser, 'replace existing output files').parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -21,13 +21,14 @@ import argparse
 import os.path as osp
 
 from speaq_mm.datasets.scene_graph_json import IMAGE_MODES, SPLIT_CODES, json_to_vg
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('json_file', help='the scene graph JSON file')
-    parser.add_argument('out_dir', help='output folder (the dataset config\'s data_root)')
+    parser = tool_parser(__doc__, json_file='the scene graph JSON file',
+                              out_dir='output folder (the dataset config\'s data_root)')
     parser.add_argument('--image-dir', help='folder the file_name fields are relative to')
     parser.add_argument('--vocab', help='VG dicts json with the class and predicate names to use')
     parser.add_argument('--image-mode', choices=IMAGE_MODES, default='symlink',
@@ -36,10 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='split of images without "split"')
     parser.add_argument('--exclude', help='text file of images to leave out (file names or ids, one per line)')
     parser.add_argument('--alias-map', help='JSON file mapping free-text class/predicate names to the vocabulary')
-    parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='write into a non-empty OUT_DIR, replacing its VG files and same-named images')
-    return parser.parse_args(argv)
+    return add_output_options(parser, 'write into a non-empty OUT_DIR, replacing its VG files and same-named images',
+                              strict=True).parse_args(argv)
 
 
 def main(argv=None) -> dict:

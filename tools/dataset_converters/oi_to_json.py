@@ -9,21 +9,20 @@ represented (bad sizes, label or box indices out of range, ...) is dropped, and 
 every drop by reason with examples; ``--report-json`` also writes it as JSON. An existing OUT.json is
 refused unless ``--overwrite`` is given.
 """
-import argparse
 import os.path as osp
 
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
 from speaq_mm.datasets.scene_graph_json.open_images import oi_to_scene_graph_json
 from speaq_mm.utils.atomic_io import atomic_dump
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None):
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('ann_dir', help='folder with categories_dict.json and vrd-{train,val,test}-anno.json')
-    parser.add_argument('out_file', help='the scene graph JSON file to write')
+    parser = tool_parser(__doc__, ann_dir='folder with categories_dict.json and vrd-{train,val,test}-anno.json',
+                              out_file='the scene graph JSON file to write')
     parser.add_argument('--report-json', metavar='FILE', help='also write the drop report here')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json (and the report) if they exist')
-    return parser.parse_args(argv)
+    return add_output_options(parser, 'replace OUT.json (and the report) if they exist').parse_args(argv)
 
 
 def main(argv=None):

@@ -10,26 +10,20 @@ without relations are left out (``--keep-empty`` keeps them). The report is also
 import argparse
 
 from speaq_mm.datasets.scene_graph_json import psg_to_json
-from speaq_mm.datasets.scene_graph_json.importing import print_import_result
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options, importer_parser, run_import
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('psg_file', help='the PSG json (e.g. psg.json)')
-    parser.add_argument('out_file', help='the JSON scene-graph file to write')
+    parser = importer_parser(__doc__, psg_file='the PSG json (e.g. psg.json)')
     parser.add_argument('--keep-empty', action='store_true', help='keep images without relations')
-    parser.add_argument('--strict', action='store_true', help='exit with status 1 when anything was dropped')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json and its report if they exist')
-    return parser.parse_args(argv)
+    return add_output_options(parser, strict=True).parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Import; return the report."""
     args = parse_args(argv)
-    result = psg_to_json(args.psg_file, args.out_file, args.overwrite, args.keep_empty)
-    print_import_result(result, args.strict)
-    return result
+    return run_import(psg_to_json, args, args.psg_file, args.out_file, args.overwrite, args.keep_empty)
 
 
 if __name__ == '__main__':

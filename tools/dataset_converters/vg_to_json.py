@@ -12,21 +12,20 @@ VG_DIR holds ``VG-SGG-with-attri.h5``, ``image_data.json`` and ``VG-SGG-dicts-wi
 import argparse
 
 from speaq_mm.datasets.scene_graph_json import SPLIT_CODES, vg_to_json
+from speaq_mm.datasets.scene_graph_json.command_line import add_output_options
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('vg_dir', help='folder with the VG files')
-    parser.add_argument('out_file', help='the JSON file to write')
+    parser = tool_parser(__doc__, vg_dir='folder with the VG files', out_file='the JSON file to write')
     parser.add_argument('--split', choices=('all',) + tuple(SPLIT_CODES), default='all')
     parser.add_argument('--img-suffix', default='.jpg', help='image file suffix (file_name = <id><suffix>)')
     parser.add_argument('--box-scale', type=int, default=1024, help='read boxes_<box-scale>')
     parser.add_argument('--ann-file', help='the h5 (default VG_DIR/VG-SGG-with-attri.h5)')
     parser.add_argument('--image-data-file', help='the image-data json (default VG_DIR/image_data.json)')
     parser.add_argument('--dicts-file', help='the dicts json (default VG_DIR/VG-SGG-dicts-with-attri.json)')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT.json if it exists')
-    return parser.parse_args(argv)
+    return add_output_options(parser, 'replace OUT.json if it exists').parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -26,12 +26,12 @@ from speaq_mm.synthetic.planning import (
     real_train_dataset,
 )
 from speaq_mm.utils.atomic_io import atomic_write
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('real', help='the real dataset: a VG-layout folder or a config file')
+    parser = tool_parser(__doc__, real='the real dataset: a VG-layout folder or a config file')
     parser.add_argument('--out', required=True, help='the plan (JSON Lines) to write')
     parser.add_argument('--num-scenes', type=int, help='scenes to plan (not with --quotas)')
     parser.add_argument('--power', type=float, default=1.0, help='predicate probability ~ count ** -power')

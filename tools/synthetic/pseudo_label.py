@@ -33,14 +33,13 @@ from speaq_mm.synthetic.pseudo_labels import (
     write_scene_graph_json,
 )
 from speaq_mm.utils.atomic_io import atomic_dump
+from speaq_mm.utils.command_line import tool_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='the model config')
-    parser.add_argument('checkpoint', help='the trained checkpoint')
-    parser.add_argument('images', help='folder of generated images')
+    parser = tool_parser(__doc__, config='the model config', checkpoint='the trained checkpoint',
+                         images='folder of generated images')
     parser.add_argument('--out', required=True, help='the curated JSON scene-graph file to write')
     parser.add_argument('--plan', help='the plan (JSON Lines) the images were generated from')
     parser.add_argument('--predictions', help='JSON Lines predictions of IMAGES to curate instead of running the model')

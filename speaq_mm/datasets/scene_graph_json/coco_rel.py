@@ -17,7 +17,6 @@ The layout (as RelTR's ``datasets/coco.py`` reads it; docs/own_data.md): a folde
 writes a JSON scene-graph file in this layout (class ids from 1, ``rel_categories`` starting with
 ``__background__``), so that a speaq-mm dataset can be fed to those toolkits.
 """
-import json
 import os
 import os.path as osp
 from collections import defaultdict
@@ -33,19 +32,16 @@ from .importing import (
     write_scene_graph_json,
     xyxy_box,
 )
-from .validation import SPLIT_CODES, ConversionReport, read_scene_graph_json, resolve_vocabulary, validate_images
+from .validation import (
+    SPLIT_CODES,
+    ConversionReport,
+    load_json_file,
+    read_scene_graph_json,
+    resolve_vocabulary,
+    validate_images,
+)
 
 COCO_REL_FILES = dict(train='train.json', val='val.json', test='test.json', relations='rel.json')
-
-
-def _read_json(path: str):
-    try:
-        with open(path, encoding='utf-8') as file:
-            return json.load(file)
-    except OSError as error:
-        raise FileNotFoundError(f'{path}: cannot read ({error})') from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{path}: not valid JSON ({error})') from error
 
 
 def _categories(detection: dict, path: str):
@@ -73,7 +69,7 @@ def coco_rel_to_json(ann_dir: str, out_path: str, overwrite: bool = False) -> di
     """
     refuse_existing(out_path, overwrite)
     rel_path = osp.join(ann_dir, COCO_REL_FILES['relations'])
-    relations = _read_json(rel_path)
+    relations = load_json_file(rel_path)
     if not isinstance(relations, dict) or 'rel_categories' not in relations:
         raise ValueError(f'{rel_path}: expected an object with "rel_categories" and the splits\' relations')
     predicates, predicate_index = foreground_names(relations['rel_categories'], '"rel_categories"', rel_path)
@@ -85,7 +81,7 @@ def coco_rel_to_json(ann_dir: str, out_path: str, overwrite: bool = False) -> di
         if not osp.isfile(path):
             report.notes.append(f'no {COCO_REL_FILES[split]}: split {split} is empty')
             continue
-        detection = _read_json(path)
+        detection = load_json_file(path)
         if not isinstance(detection, dict) or not isinstance(detection.get('images'), list) or not isinstance(
                 detection.get('annotations'), list):
             raise ValueError(f'{path}: expected a COCO detection file ("images", "annotations", "categories")')

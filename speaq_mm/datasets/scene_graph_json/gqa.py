@@ -24,11 +24,11 @@ that use them (the loader keeps them at test time and removes the boxes but not 
 time), and exact duplicate triplets (the loader samples one predicate per pair when training); each such drop
 is counted by reason.
 """
-import json
 import os.path as osp
 
 from ..vg_format import PLAIN_IMAGE_ID
 from .importing import foreground_names, import_image, import_report, refuse_existing, write_scene_graph_json, xyxy_box
+from .validation import load_json_file
 
 # The loader skips this item (1-based) of the test file for val and test.
 SKIPPED_TEST_ITEM = 5580
@@ -37,18 +37,8 @@ VAL_ID_SUFFIX = '_val'
 GRAPH_FIELDS = ('filenames_all', 'img_info_all', 'gt_boxes_all', 'gt_classes_all', 'relationships_all')
 
 
-def _read(path: str, what: str):
-    try:
-        with open(path, encoding='utf-8') as file:
-            return json.load(file)
-    except OSError as error:
-        raise FileNotFoundError(f'{what} {path}: cannot read ({error})') from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{what} {path}: not valid JSON ({error})') from error
-
-
 def _graphs(path: str):
-    graphs = _read(path, 'GQA-200 graph file')
+    graphs = load_json_file(path, f'GQA-200 graph file {path}')
     if not isinstance(graphs, dict) or not all(isinstance(graphs.get(key), list) for key in GRAPH_FIELDS):
         raise ValueError(f'{path}: expected the lists {", ".join(GRAPH_FIELDS)}')
     lengths = {key: len(graphs[key]) for key in GRAPH_FIELDS}
@@ -79,7 +69,7 @@ def gqa_to_json(dict_file: str, train_file: str, test_file: str, out_path: str, 
     if val not in ('reference', 'none'):
         raise ValueError(f"val must be 'reference' or 'none', got {val!r}")
     refuse_existing(out_path, overwrite)
-    names = _read(dict_file, 'GQA-200 dict file')
+    names = load_json_file(dict_file, f'GQA-200 dict file {dict_file}')
     if not isinstance(names, dict):
         raise ValueError(f'{dict_file}: expected an object with "ind_to_classes" and "ind_to_predicates"')
     classes, class_index = foreground_names(names.get('ind_to_classes'), '"ind_to_classes"', dict_file)

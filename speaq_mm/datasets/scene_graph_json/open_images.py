@@ -18,9 +18,10 @@ relations. Everything else (boxes outside the image, empty boxes, repeated relat
 import json
 import math
 import os.path as osp
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 
 from ...utils.atomic_io import atomic_dump
+from .validation import ConversionReport
 
 OI_SPLITS = ('train', 'val', 'test')
 OI_ANNOTATION_FILES = {split: f'vrd-{split}-anno.json' for split in OI_SPLITS}
@@ -38,33 +39,19 @@ OI_DROP_REASONS = OrderedDict([
     ('relation: uses a dropped box', 'its subject or object box was dropped'),
     ('relation: unknown predicate', 'the predicate is not an index into categories_dict.json "rel"'),
 ])
-MAX_EXAMPLES = 5
 
 
-class OIDropReport:
-    """What was read, kept and dropped, by reason with the first examples (the ``ConversionReport`` layout)."""
+class OIDropReport(ConversionReport):
+    """What was read, kept and dropped, by reason with the first examples, counted per split."""
 
     def __init__(self, source):
-        self.source = source
-        self.counts = Counter()
-        self.dropped = Counter()
-        self.examples = {}
-
-    def drop(self, reason, where, detail=''):
-        """Count one dropped item; keep the first examples."""
-        if reason not in OI_DROP_REASONS:
-            raise KeyError(f'unknown drop reason {reason!r}')
-        self.dropped[reason] += 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < MAX_EXAMPLES:
-            examples.append(f'{where}: {detail}' if detail else where)
+        super().__init__(source, OI_DROP_REASONS)
 
     def to_dict(self):
-        """JSON-ready content."""
-        return dict(source=self.source, counts=dict(self.counts),
-                    dropped={reason: dict(count=count, meaning=OI_DROP_REASONS[reason],
-                                          examples=self.examples.get(reason, []))
-                             for reason, count in self.dropped.items()})
+        """JSON-ready content (no notes: the Open Images import makes none)."""
+        content = super().to_dict()
+        del content['notes']
+        return content
 
     def text(self):
         """A readable summary: per split and level, read and kept; then the drops by reason."""
@@ -73,13 +60,7 @@ class OIDropReport:
             lines.append(f'  {split}: ' + ', '.join(
                 f'{self.counts.get(f"{split}_{level}_in", 0)} {level} read, '
                 f'{self.counts.get(f"{split}_{level}_kept", 0)} kept' for level in ('images', 'boxes', 'relations')))
-        if self.dropped:
-            lines.append('  dropped:')
-            lines += [f'    {reason}: {count} ({OI_DROP_REASONS[reason]}); e.g. '
-                      + '; '.join(self.examples.get(reason, [])[:2]) for reason, count in self.dropped.items()]
-        else:
-            lines.append('  nothing dropped')
-        return '\n'.join(lines)
+        return '\n'.join(lines + self.drop_lines())
 
 
 def _load_json(path, what):

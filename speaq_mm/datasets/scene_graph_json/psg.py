@@ -13,10 +13,10 @@ train (the loader has no val split), and, like the loader, leaves out images wit
 samples one predicate per (subject, object) pair at every training epoch; the import keeps all distinct
 triplets, and exact duplicates are dropped (counted).
 """
-import json
 from typing import Optional
 
 from .importing import foreground_names, import_image, import_report, refuse_existing, write_scene_graph_json, xyxy_box
+from .validation import load_json_file
 
 
 def psg_to_json(psg_path: str, out_path: str, overwrite: bool = False, keep_empty: bool = False) -> dict:
@@ -30,13 +30,7 @@ def psg_to_json(psg_path: str, out_path: str, overwrite: bool = False, keep_empt
         dict: the report, also written to ``<out_path without extension>.report.json``.
     """
     refuse_existing(out_path, overwrite)
-    try:
-        with open(psg_path, encoding='utf-8') as file:
-            psg = json.load(file)
-    except OSError as error:
-        raise FileNotFoundError(f'{psg_path}: cannot read ({error})') from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{psg_path}: not valid JSON ({error})') from error
+    psg = load_json_file(psg_path)
     for key in ('thing_classes', 'stuff_classes', 'predicate_classes', 'data'):
         if not isinstance(psg, dict) or not isinstance(psg.get(key), list):
             raise ValueError(f'{psg_path}: field "{key}" must be a list')

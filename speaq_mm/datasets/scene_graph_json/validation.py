@@ -49,6 +49,7 @@ import json
 import math
 import os.path as osp
 from collections import Counter, OrderedDict
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -132,20 +133,42 @@ class ConversionReport:
                          f'{self.counts.get(level + "_kept", 0)} kept')
         if self.counts.get('clipped_bbox'):
             lines.append(f'  boxes clipped to their image: {self.counts["clipped_bbox"]}')
-        if self.dropped:
-            lines.append('  dropped:')
-            for reason, count in self.dropped.items():
-                lines.append(f'    {reason}: {count} ({self.reasons[reason]}); e.g. '
-                             + '; '.join(self.examples.get(reason, [])[:2]))
-        else:
-            lines.append('  nothing dropped')
+        lines += self.drop_lines()
         lines += [f'  note: {note}' for note in self.notes]
         return '\n'.join(lines)
+
+    def drop_lines(self) -> List[str]:
+        """The summary's lines on the drops: each reason with its count, meaning and first examples."""
+        if not self.dropped:
+            return ['  nothing dropped']
+        return ['  dropped:'] + [f'    {reason}: {count} ({self.reasons[reason]}); e.g. '
+                                 + '; '.join(self.examples.get(reason, [])[:2])
+                                 for reason, count in self.dropped.items()]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Reading and validating the JSON format
 # ----------------------------------------------------------------------------------------------------------
+@contextmanager
+def json_read_errors(where: str, what: str = ''):
+    """Turn a file that cannot be read or parsed inside the block into a clear error that begins with ``where``
+    (``f'{where}: cannot read {what} (...)'``, ``f'{where}: not valid JSON (...)'``)."""
+    try:
+        yield
+    except OSError as error:
+        raise FileNotFoundError(f'{where}: cannot read {what + " " if what else ""}({error})') from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{where}: not valid JSON ({error})') from error
+
+
+def load_json_file(path: str, where: Optional[str] = None, what: str = ''):
+    """The content of a JSON file; errors as :func:`json_read_errors` makes them (``where`` defaults to the
+    path)."""
+    with json_read_errors(path if where is None else where, what):
+        with open(path, encoding='utf-8') as file:
+            return json.load(file)
+
+
 def jsonl_meta_path(path: str) -> str:
     """The sidecar of a JSON Lines scene graph file: its vocabularies and how it was made."""
     return path + JSONL_META_SUFFIX
@@ -176,16 +199,12 @@ def read_scene_graph_jsonl(path: str) -> dict:
 def read_scene_graph_json(path: str) -> dict:
     """Load the file (JSON, or JSON Lines when it ends with ``.jsonl``) and check its top level (errors name
     the file and the field)."""
-    try:
+    with json_read_errors(path, 'the scene graph JSON'):
         if path.endswith('.jsonl'):
             data = read_scene_graph_jsonl(path)
         else:
             with open(path, encoding='utf-8') as file:
                 data = json.load(file)
-    except OSError as error:
-        raise FileNotFoundError(f'{path}: cannot read the scene graph JSON ({error})') from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{path}: not valid JSON ({error})') from error
     if not isinstance(data, dict) or not isinstance(data.get('images'), list):
         raise ValueError(f'{path}: the top level must be an object with a list "images"')
     for key in ('classes', 'predicates'):
@@ -222,13 +241,7 @@ def is_excluded(entry: dict, excluded: set) -> Optional[str]:
 def read_alias_map(path: str) -> Dict[str, Dict[str, str]]:
     """An alias map: ``{"classes": {free-text name: vocabulary name}, "predicates": {...}}`` (either part may
     be left out), e.g. ``{"predicates": {"sitting on top of": "sitting on"}}``."""
-    try:
-        with open(path, encoding='utf-8') as file:
-            content = json.load(file)
-    except OSError as error:
-        raise FileNotFoundError(f'--alias-map {path}: cannot read the alias map ({error})') from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f'--alias-map {path}: not valid JSON ({error})') from error
+    content = load_json_file(path, f'--alias-map {path}', 'the alias map')
     if not isinstance(content, dict) or set(content) - {'classes', 'predicates'}:
         raise ValueError(f'--alias-map {path}: the top level must be an object with the keys "classes" and/or '
                          f'"predicates", got {sorted(content) if isinstance(content, dict) else type(content)}')
@@ -239,6 +252,20 @@ def read_alias_map(path: str) -> Dict[str, Dict[str, str]]:
     return {key: dict(content.get(key, {})) for key in ('classes', 'predicates')}
 
 
+def _named_items(data: dict):
+    """Yield ``(vocabulary, name field, item)`` for every object (``'classes'``, ``'name'``) and relation
+    (``'predicates'``, ``'predicate'``) of ``data`` whose name is a string; malformed entries are passed over
+    (validation reports them)."""
+    for image in data['images']:
+        if not isinstance(image, dict):
+            continue
+        for key, field, items in (('classes', 'name', image.get('objects')),
+                                  ('predicates', 'predicate', image.get('relations'))):
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and isinstance(item.get(field), str):
+                    yield key, field, item
+
+
 def apply_alias_map(data: dict, alias_map: Dict[str, Dict[str, str]]) -> Dict[str, Counter]:
     """Rename the objects' and relations' names of ``data`` in place through ``alias_map``.
 
@@ -246,15 +273,10 @@ def apply_alias_map(data: dict, alias_map: Dict[str, Dict[str, str]]) -> Dict[st
         dict: ``classes`` and ``predicates``, each a Counter of the free-text names that were renamed.
     """
     renamed = {'classes': Counter(), 'predicates': Counter()}
-    for image in data['images']:
-        if not isinstance(image, dict):
-            continue
-        for key, field, items in (('classes', 'name', image.get('objects')),
-                                  ('predicates', 'predicate', image.get('relations'))):
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] in alias_map[key]:
-                    renamed[key][item[field]] += 1
-                    item[field] = alias_map[key][item[field]]
+    for key, field, item in _named_items(data):
+        if item[field] in alias_map[key]:
+            renamed[key][item[field]] += 1
+            item[field] = alias_map[key][item[field]]
     return renamed
 
 
@@ -263,14 +285,9 @@ def unknown_names(data: dict, classes: Sequence[str], predicates: Sequence[str])
     the names an alias map still has to cover."""
     known = {'classes': set(classes), 'predicates': set(predicates)}
     counts = {'classes': Counter(), 'predicates': Counter()}
-    for image in data['images']:
-        if not isinstance(image, dict):
-            continue
-        for key, field, items in (('classes', 'name', image.get('objects')),
-                                  ('predicates', 'predicate', image.get('relations'))):
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field] not in known[key]:
-                    counts[key][item[field]] += 1
+    for key, field, item in _named_items(data):
+        if item[field] not in known[key]:
+            counts[key][item[field]] += 1
     return {key: dict(counter.most_common()) for key, counter in counts.items()}
 
 
