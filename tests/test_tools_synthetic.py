@@ -2,6 +2,7 @@
 on a small toy real set. The model steps (pseudo-labelling with a checkpoint, training, testing) need the
 `make demo` checkpoint and the scene graph inferencer: here step 3 reads predictions built from the plan
 (``--predictions``), as the docs describe for a run of tools/extract_scene_graphs.py."""
+import glob
 import json
 import os.path as osp
 import re
@@ -178,3 +179,29 @@ def test_make_synthetic_demo_runs_the_documented_commands():
     commands = [line.replace('"$PYTHON"', 'python').replace('"$CKPT"', '$CKPT').replace('$ITERS', '100').split()
                 for line in script.splitlines() if line.startswith('"$PYTHON" tools/')]
     assert commands == documented_commands()
+
+
+def test_pseudo_labels_of_the_real_inferencer_convert_without_a_drop(tmp_path, toy_run):
+    """Steps 3 and 4 with the model itself (the shared toy run's checkpoint through SceneGraphInferencer, no
+    stand-in): the curated labels keep the model's names, boxes and scores and json_to_vg takes every one."""
+    import shutil
+    images = tmp_path / 'images'
+    images.mkdir()
+    for source in sorted(glob.glob(osp.join(toy_run.real_root, 'VG_100K', '*.jpg')))[:4]:
+        shutil.copy(source, images)
+    out = tmp_path / 'labels.json'
+    config = osp.join(REPO_ROOT, 'configs', 'toy', 'speaq_tiny_toy_mix.py')
+    report = load_tool(TOOLS['pseudo_label.py']).main([
+        config, toy_run.checkpoint, str(images), '--out', str(out), '--score-thr', '0', '--topk', '5',
+        '--real', toy_run.real_root, '--batch-size', '2'])
+    labels = json.loads(out.read_text())
+    assert report['counts']['kept']['images'] == len(labels['images']) > 0
+    kept = sum(len(image['relations']) for image in labels['images'])
+    assert 0 < kept <= 5 * len(labels['images']) and report['counts']['kept']['relations'] == kept
+    for image in labels['images']:
+        assert all(o['name'] in labels['classes'] and len(o['bbox']) == 4 for o in image['objects'])
+        assert all(r['predicate'] in labels['predicates'] and 0 <= r['score'] <= 1 for r in image['relations'])
+    converted = load_tool(TOOLS['json_to_vg.py']).main([
+        str(out), str(tmp_path / 'vg'), '--image-dir', str(images),
+        '--vocab', osp.join(toy_run.real_root, 'VG-SGG-dicts-with-attri.json')])
+    assert converted['counts']['relations_kept'] == kept and converted['relation_scores']
