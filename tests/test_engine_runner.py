@@ -148,3 +148,21 @@ def test_runner_arguments_are_shared_by_the_tools(monkeypatch):
     assert os.environ['LOCAL_RANK'] == '3'
     monkeypatch.setenv('LOCAL_RANK', '1')  # a launcher's value wins over --local-rank's default
     assert parse_runner_arguments(parser, []).launcher == 'none' and os.environ['LOCAL_RANK'] == '1'
+
+
+def test_runs_of_one_config_in_one_process_keep_their_own_log_and_visualizer(tmp_path, monkeypatch):
+    """Two runs of one config started within the same second (a sweep, a notebook) each log into their own
+    work dir: mmengine would hand the second run the first run's logger, message hub and visualizer."""
+    monkeypatch.setattr('mmengine.runner.runner.time.time', lambda: 1.8e9)  # both runs get one timestamp
+    config = write_toy_config(str(tmp_path), max_iters=1)
+    runners = [build_runner(load_run_config(config, work_dir=str(tmp_path / name))) for name in ('first', 'second')]
+    for runner in runners:
+        runner.logger.info(f'written by the run in {runner.work_dir}')
+        runner.message_hub.update_scalar('train/marker', len(runner.work_dir))
+        runner.visualizer.add_scalars({'marker': 1.0})
+    assert runners[0].logger is not runners[1].logger and runners[0].message_hub is not runners[1].message_hub
+    for runner in runners:
+        log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+        assert f'written by the run in {runner.work_dir}\n' in log and log.count('written by the run in') == 1
+        assert runner.message_hub.get_scalar('train/marker').data[1] == 1
+        assert osp.isfile(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))

@@ -62,7 +62,7 @@ def write_variant(toy_root, json_path, out_root):
     json_to_vg(json_path, out_root, image_dir=osp.join(toy_root, 'VG_100K'))
 
 
-def run_options(data_root, name, iters):
+def run_options(data_root, iters):
     return dict(loader_options('train', 'val', 'test'), **{
         'train_dataloader.dataset.data_root': data_root + '/',
         'val_dataloader.dataset.data_root': data_root + '/',
@@ -74,8 +74,7 @@ def run_options(data_root, name, iters):
         'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters + 1,
         'param_scheduler': None,
         'default_hooks.checkpoint.interval': iters, 'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1,
-        'visualizer.name': f'vocabulary_transfer_{name}'})
+        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1})
 
 
 class Snapshot(Exception):
@@ -123,13 +122,13 @@ def toy(tmp_path_factory):
     toy_root, variant_root = str(root / 'toy_real'), str(root / 'toy_own_vocab')
     make_toy_scenes(toy_root, num_train=NUM_VAL_IMAGES + 24, num_test=4, seed=7)
     write_variant(toy_root, str(root / 'own_annotations.json'), variant_root)
-    train(TOY_CONFIG, str(root / 'toy_work'), run_options(toy_root, 'checkpoint', CHECKPOINT_ITERS))
+    train(TOY_CONFIG, str(root / 'toy_work'), run_options(toy_root, CHECKPOINT_ITERS))
     checkpoint = osp.join(root, 'toy_work', f'iter_{CHECKPOINT_ITERS}.pth')
     return dict(root=root, variant_root=variant_root, checkpoint=checkpoint)
 
 
 def fine_tune(toy, name, transfer='by_name', checkpoint=None, iters=FINE_TUNE_ITERS, stop=False):
-    options = dict(run_options(toy['variant_root'], name, iters), load_from=checkpoint or toy['checkpoint'])
+    options = dict(run_options(toy['variant_root'], iters), load_from=checkpoint or toy['checkpoint'])
     if transfer:
         options['default_hooks.checkpoint_check.transfer'] = transfer
     if stop:
@@ -238,7 +237,7 @@ def test_the_documented_commands_fine_tune_the_toy_checkpoint(toy, tmp_path):
     for words in commands:
         args = [substitute(word, paths) for word in words[2:]]
         if words[1] == 'tools/train.py':
-            quick = run_options(converted, 'docs', 2)
+            quick = run_options(converted, 2)
             args += [f'{key}={value}' for key, value in quick.items()] + ['--work-dir', work_dir]
             with one_torch_thread():
                 load_tool(words[1]).main(args)
@@ -315,7 +314,7 @@ def test_the_converter_records_the_names_of_a_reference_checkpoint(tmp_path):
 
 
 def test_testing_with_names_the_checkpoint_lacks_is_refused(toy):
-    options = dict(run_options(toy['variant_root'], 'test_time', 1), load_from=toy['checkpoint'])
+    options = dict(run_options(toy['variant_root'], 1), load_from=toy['checkpoint'])
     options['default_hooks.checkpoint_check.transfer'] = 'by_name'
     cfg = load_run_config(OWN_VOCAB_CONFIG, options, str(toy['root'] / 'test_time'))
     with one_torch_thread(), pytest.raises(VocabularyTransferError, match='outside training'):

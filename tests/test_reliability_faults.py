@@ -193,8 +193,7 @@ def test_a_nan_born_in_the_forward_leaves_no_trace_in_the_model(tmp_path, reliab
     scores = [r['score'] for r in read_records(osp.join(folder, 'records')) if r['event'] == 'val']
     assert len(scores) == 1 and np.isfinite(scores[0])
     checkpoint = osp.join(folder, 'work', 'iter_4.pth')
-    load_tool('tools/test.py').main([config, checkpoint, '--work-dir', osp.join(folder, 'test'), '--cfg-options',
-                                     'visualizer.name=nan_forward_test'])
+    load_tool('tools/test.py').main([config, checkpoint, '--work-dir', osp.join(folder, 'test')])
     tested = [r['metrics'] for r in read_records(osp.join(folder, 'records')) if r['event'] == 'test']
     assert len(tested) == 1 and np.isfinite(tested[0]['probe/score'])
 

@@ -275,8 +275,7 @@ def test_resuming_another_runs_checkpoint_never_touches_its_files(tmp_path, reli
     before = snapshot(first_work)
 
     second = write_run_config(str(tmp_path / 'second'), roots, max_iters=4, interval=2, validate=True)
-    # A Runner reuses the visualizer (and so the log folder) of an earlier Runner of the process by name.
-    train_main([second, '--resume', absolute, '--cfg-options', 'visualizer.name=second_run'])
+    train_main([second, '--resume', absolute])
     assert snapshot(first_work) == before
     second_work = tmp_path / 'second' / 'work'
     assert [p.name for p in second_work.glob('best_*.pth')] == [f'best_{BEST_KEY.replace("/", "_")}_iter_4.pth']

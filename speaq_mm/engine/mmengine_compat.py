@@ -53,7 +53,15 @@ The others act only where speaq_mm calls them:
    (0.10.7), which deletes the checkpoint ``max_keep_ckpts`` retires before saving the new one; ours saves
    first. :data:`CHECKPOINT_SAVE_METHOD` names it, and importing this module fails loudly if a newer mmengine
    no longer has it. Remove when mmengine saves before it deletes.
+11. :func:`separate_run_instances`: mmengine 0.10.7 names a run's logger, message hub and default scope
+   ``<experiment name or config name>_<timestamp to the second>`` and its visualizer by the config's
+   ``visualizer.name`` (``'visualizer'`` in ``configs/_base_``), and ``get_instance`` hands back an existing
+   instance of that name. A second run of one config in one process (a notebook, a sweep, ``make demo``'s
+   train then test) within the same second therefore logs into the first run's file and starts from its
+   message hub, and at any time writes its scalars through the first run's visualizer into the first run's
+   folder. ``build_runner`` gives every later run its own names. Remove when mmengine names runs uniquely.
 """
+import collections
 import contextlib
 import contextvars
 import functools
@@ -79,6 +87,7 @@ from mmengine.runner import FlexibleRunner, Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmengine.utils import digit_version
+from mmengine.visualization import Visualizer
 
 from ..utils.atomic_io import atomic_write
 from ..utils.safe_loading import check_history_buffer_state, load_torch_bytes, load_torch_file, restricted_load
@@ -429,6 +438,30 @@ def deferred_removals(file_backend):
         yield deferred
     finally:
         del file_backend.remove
+
+
+# 11. Runs built one after another in one process ----------------------------------------------------------
+_RUNS_BUILT = collections.Counter()  # runs this process built, by experiment name
+
+
+def separate_run_instances(cfg):
+    """Give the Runner about to be built from ``cfg`` a logger, message hub and visualizer of its own.
+
+    The first run of an experiment name (``cfg.experiment_name``, else the config file's name) in this process
+    keeps mmengine's names; the n-th gets ``experiment_name = <name>_run<n>``. A ``visualizer.name`` an earlier
+    run already took gets the first free ``<name>_<k>``. Every rank builds the same runs, so the names agree.
+    """
+    name = cfg.get('experiment_name') or (osp.splitext(osp.basename(cfg.filename))[0] if cfg.filename else 'run')
+    _RUNS_BUILT[name] += 1
+    if _RUNS_BUILT[name] > 1:
+        cfg.experiment_name = f'{name}_run{_RUNS_BUILT[name]}'
+    visualizer = cfg.get('visualizer')
+    if isinstance(visualizer, dict) and visualizer.get('name') and \
+            Visualizer.check_instance_created(visualizer['name']):
+        taken, suffix = visualizer['name'], 2
+        while Visualizer.check_instance_created(f'{taken}_{suffix}'):
+            suffix += 1
+        visualizer['name'] = f'{taken}_{suffix}'
 
 
 # 10. mmengine.load of pickles -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils import add_trust_argument
-from .mmengine_compat import drop_disabled_default_hooks, prepare_launch
+from .mmengine_compat import drop_disabled_default_hooks, prepare_launch, separate_run_instances
 
 # The top-level keys mmengine's Runner (and speaq_mm's tools) read. Any other top-level key of a config is a
 # variable of the config file: its value was copied into the keys that use it when the file was read.
@@ -200,7 +200,9 @@ def check_work_dir_is_free(work_dir, checkpoint_dir=None):
 
 
 def build_runner(cfg):
-    """Build the Runner named by ``cfg.runner_type`` (mmengine's ``Runner`` by default)."""
+    """Build the Runner named by ``cfg.runner_type`` (mmengine's ``Runner`` by default), with a logger, message
+    hub and visualizer no earlier run of this process shares (workaround 11 of ``mmengine_compat``)."""
+    separate_run_instances(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
