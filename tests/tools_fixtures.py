@@ -123,10 +123,7 @@ def make_toy_run(root: str) -> ToyRun:
         'train_cfg.max_iters': TRAIN_ITERS, 'train_cfg.val_interval': VAL_INTERVAL,
         'param_scheduler.0.end': TRAIN_ITERS, 'param_scheduler.0.milestones': [int(0.8 * TRAIN_ITERS)],
         'default_hooks.checkpoint.interval': TRAIN_ITERS,
-        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1,
-        # A Runner reuses an existing visualizer of the same name, vis backends and log folder included, so
-        # every Runner of the session names its own.
-        'visualizer.name': 'visualizer_toy_run'})
+        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1})
     with one_torch_thread():
         runner = build_runner(load_run_config(TOY_MIX_CONFIG, options, work_dir))
         runner.train()
@@ -183,8 +180,7 @@ def make_project_run(root: str, run: ToyRun) -> ProjectRun:
         'train_cfg.max_iters': PROJECT_ITERS, 'train_cfg.val_interval': 1000,
         'param_scheduler.0.end': PROJECT_ITERS, 'param_scheduler.0.milestones': [PROJECT_ITERS],
         'default_hooks.checkpoint.interval': PROJECT_ITERS, 'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1,
-        'visualizer.name': 'visualizer_project_run'})
+        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1})
     with one_torch_thread():
         cfg = load_run_config(PROJECT_CONFIG, options, work_dir)
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
