@@ -23,6 +23,7 @@ from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.model import MMDistributedDataParallel
 
 from speaq_mm.datasets.samplers import SGGRatioBatchSampler
+from speaq_mm.engine import close_process_group
 from speaq_mm.engine.optim_wrappers import SpeaQNonFiniteGuardOptimWrapper
 from speaq_mm.testing.random_batches import random_batch
 
@@ -74,11 +75,7 @@ def main():
     if rank == 0:
         torch.save(dict(initial=initial, params={name: p.detach().clone() for name, p in model.named_parameters()},
                         batches=gathered, sources=[s.metainfo['source'] for s in samples]), args.out)
-    if world_size > 1:
-        # Every rank waits for rank 0's save, so that no rank tears gloo down while another still uses it (a
-        # teardown out of step hung a rank at exit on a loaded machine).
-        dist.barrier()
-        dist.destroy_process_group()
+    close_process_group()  # as the tools do: a gloo group left alive can abort the process at exit
 
 
 if __name__ == '__main__':

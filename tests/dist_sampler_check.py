@@ -19,7 +19,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from speaq_mm.engine import load_run_config
+from speaq_mm.engine import close_process_group, load_run_config
 from speaq_mm.engine.hooks import SGGSourceMixHook
 
 
@@ -63,6 +63,7 @@ def main():
                       logged_fractions=gathered_logs)
         with open(args.out, 'w') as f:
             json.dump(result, f)
+    close_process_group()  # as the tools do: a gloo group left alive can abort the process at exit
 
 
 if __name__ == '__main__':

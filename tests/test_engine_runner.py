@@ -1,6 +1,7 @@
 """speaq_mm/engine/runner.py and mmengine_compat.py, the runtime plumbing: config inheritance, checkpoint
 save/resume on current torch, CPU launch settings, the options the tools share."""
 import argparse
+import glob
 import os
 import os.path as osp
 import subprocess
@@ -20,8 +21,10 @@ from speaq_mm.engine import (
     parse_runner_arguments,
     prepare_launch,
 )
+from tests.datasets_fixtures import load_tool
 from tests.foundation_fixtures import REPO_ROOT, write_toy_config
 from tests.reliability_fixtures import free_port
+from tests.tools_fixtures import TOY_MIX_CONFIG, one_torch_thread, tool_test_options
 
 
 def test_config_inherits_default_runtime(tmp_path):
@@ -166,3 +169,21 @@ def test_runs_of_one_config_in_one_process_keep_their_own_log_and_visualizer(tmp
         assert f'written by the run in {runner.work_dir}\n' in log and log.count('written by the run in') == 1
         assert runner.message_hub.get_scalar('train/marker').data[1] == 1
         assert osp.isfile(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))
+
+
+def test_a_launched_training_run_closes_its_process_group(tmp_path, one_rank_launch):
+    """tools/train.py under torchrun destroys the process group once the run is done: a gloo group left alive
+    can abort the process at exit (SIGABRT, exit code -6) after a finished run."""
+    config = write_toy_config(str(tmp_path), max_iters=1)
+    load_tool('tools/train.py').main([config, '--work-dir', str(tmp_path / 'work'), '--launcher', 'pytorch'])
+    assert one_rank_launch == ['gloo'] and not torch.distributed.is_initialized()
+
+
+def test_a_launched_test_run_closes_its_process_group(tmp_path, toy_run, one_rank_launch):
+    options = tool_test_options(toy_run.real_root, 'launched_test')
+    with one_torch_thread():
+        load_tool('tools/test.py').main([TOY_MIX_CONFIG, toy_run.checkpoint, '--work-dir', str(tmp_path),
+                                         '--launcher', 'pytorch', '--cfg-options',
+                                         *(f'{key}={value}' for key, value in options.items())])
+    assert one_rank_launch == ['gloo'] and not torch.distributed.is_initialized()
+    assert glob.glob(str(tmp_path / '*' / '*.log')), 'the test run did not run'

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from speaq_mm.apis.scene_graph_inferencer import relation_rows  # noqa: F401  (the rule the comparisons mirror)
@@ -282,3 +283,14 @@ def test_the_benchmark_runs_on_tiny_inputs():
         rows = load_tool('tools/benchmarks/bench_extract.py').main(['--images', '2', '--batch-sizes', '1', '2',
                                                                    '--threads', '1'])
     assert [row[0] for row in rows] == [1, 2] and all(row[1] > 0 for row in rows)
+
+
+def test_a_launched_extraction_closes_its_process_group(run, tmp_path, one_rank_launch):
+    """As tools/train.py and tools/test.py do (tests/test_engine_runner.py)."""
+    make_mixed_folder(run, tmp_path, count=2)
+    out = str(tmp_path / 'graphs.jsonl')
+    with one_torch_thread():
+        extract.main([TOY_MIX_CONFIG, run.checkpoint, str(tmp_path), '--out', out, '--launcher', 'pytorch',
+                      '--num-workers', '0'])
+    assert one_rank_launch == ['gloo'] and not torch.distributed.is_initialized()
+    assert len(read_lines(out)) == 2

@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
     from speaq_mm.apis import SceneGraphInferencer
     from speaq_mm.apis.image_inputs import DEFAULT_MAX_PIXELS
     from speaq_mm.apis.scene_graph_extraction import dataset_split_items, extract_scene_graphs
-    from speaq_mm.engine import prepare_launch, read_config
+    from speaq_mm.engine import close_process_group, prepare_launch, read_config
 
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
@@ -78,8 +78,10 @@ def main(argv=None) -> dict:
         items = dataset_split_items(cfg, args.input[len('split:'):])
     else:
         items = inferencer.prepare_inputs(args.input, recursive=args.recursive)
-    return extract_scene_graphs(inferencer, items, args.out, args.batch_size, args.num_workers, args.score_thr,
-                                args.topk, args.overwrite)
+    summary = extract_scene_graphs(inferencer, items, args.out, args.batch_size, args.num_workers,
+                                   args.score_thr, args.topk, args.overwrite)
+    close_process_group()
+    return summary
 
 
 if __name__ == '__main__':

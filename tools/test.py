@@ -27,7 +27,7 @@ def output_files(out):
 
 def main(argv=None):
     args = parse_args(argv)
-    from speaq_mm.engine import build_runner, load_run_config
+    from speaq_mm.engine import build_runner, close_process_group, load_run_config
     from speaq_mm.evaluation import add_scene_graph_outputs
     from speaq_mm.utils import trust_files_from_args
     from speaq_mm.utils.output_guard import refuse_existing_files
@@ -55,6 +55,7 @@ def main(argv=None):
     else:
         add_scene_graph_outputs(runner.test_evaluator, json_file=os.path.join(runner.work_dir, 'metrics.json'))
     runner.test()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -22,7 +22,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from speaq_mm.engine import build_runner, check_work_dir_is_free, checkpoint_folder, load_run_config
+    from speaq_mm.engine import (
+        build_runner,
+        check_work_dir_is_free,
+        checkpoint_folder,
+        close_process_group,
+        load_run_config,
+    )
     from speaq_mm.utils import trust_files_from_args
 
     trust_files_from_args(args)
@@ -45,6 +51,7 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
     build_runner(cfg).train()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -60,6 +60,11 @@ The others act only where speaq_mm calls them:
    train then test) within the same second therefore logs into the first run's file and starts from its
    message hub, and at any time writes its scalars through the first run's visualizer into the first run's
    folder. ``build_runner`` gives every later run its own names. Remove when mmengine names runs uniquely.
+12. :func:`close_process_group`: the Runner (0.10.7 and main) initialises the default process group and never
+   destroys it. A process that exits with a gloo group alive can abort while the interpreter shuts down
+   (gloo's threads still hold work objects; ``terminate called without an active exception``, SIGABRT), so
+   a run that finished could end with exit code -6 under torchrun. The tools that take ``--launcher`` call
+   it once their work is done. Remove when the Runner destroys the group it created.
 """
 import collections
 import contextlib
@@ -412,6 +417,17 @@ def prepare_launch(cfg, launcher):
     if not torch_dist.is_initialized():  # the Runner then skips init_dist
         torch_dist.init_process_group(
             backend='gloo', rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
+
+
+def close_process_group():
+    """Destroy the default process group once every rank has got here; do nothing without one.
+
+    Call it only after the work completed: after an exception on one rank a barrier would wait for ranks that
+    never come (torchrun ends the others instead).
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        barrier()  # no rank tears gloo down while another still talks to it
+        torch_dist.destroy_process_group()
 
 
 # 4. Switched-off default hooks ----------------------------------------------------------------------------
