@@ -183,15 +183,21 @@ class ReliabilityProbeHook(Hook):
         stall_checkpoint_at (int, optional): when the checkpoint of this iteration is written, write half of it
             to the temporary file, create ``<record_dir>/stalled`` and sleep, so that a test can kill the
             process in the middle of the write.
+        stall_after_iter (int, optional): once this iteration is recorded, create
+            ``<record_dir>/stalled_after_iter_<n>`` and sleep, so that a test kills the process at a known point:
+            nothing of a later iteration (training, validation, checkpoint) can have happened, however slow or
+            loaded the machine.
     """
 
     priority = 'NORMAL'  # after_train_iter before ParamSchedulerHook (LOW) steps the learning rate
 
-    def __init__(self, record_dir, nan_loss_at=(), nan_forward_at=(), stall_checkpoint_at=None):
+    def __init__(self, record_dir, nan_loss_at=(), nan_forward_at=(), stall_checkpoint_at=None,
+                 stall_after_iter=None):
         self.record_dir = record_dir
         self.nan_loss_at = set(nan_loss_at)
         self.nan_forward_at = set(nan_forward_at)
         self.stall_checkpoint_at = stall_checkpoint_at
+        self.stall_after_iter = stall_after_iter
         os.makedirs(record_dir, exist_ok=True)
 
     def _record(self, **line):
@@ -247,6 +253,9 @@ class ReliabilityProbeHook(Hook):
         loss = float(outputs['loss']) if outputs and 'loss' in outputs else None
         self._record(event='train', iter=runner.iter + 1, lr=runner.optim_wrapper.get_lr()['lr'][0],
                      samples=samples, loss=loss if loss is None or loss == loss else 'nan')
+        if runner.iter + 1 == self.stall_after_iter:
+            open(stall_marker(self.record_dir, self.stall_after_iter), 'w').close()
+            time.sleep(600)  # the test kills the process meanwhile
 
     def after_val_epoch(self, runner, metrics=None):
         """Record the validation score the best checkpoint is chosen by."""
@@ -255,6 +264,11 @@ class ReliabilityProbeHook(Hook):
     def after_test_epoch(self, runner, metrics=None):
         """Record every test metric."""
         self._record(event='test', metrics={key: float(value) for key, value in (metrics or {}).items()})
+
+
+def stall_marker(record_dir, iteration):
+    """The file a ``ReliabilityProbeHook(stall_after_iter=iteration)`` creates once it stalls."""
+    return osp.join(record_dir, f'stalled_after_iter_{iteration}')
 
 
 @TRANSFORMS.register_module()

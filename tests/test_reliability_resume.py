@@ -27,6 +27,7 @@ from tests.reliability_fixtures import (
     load_complete,
     read_decodes,
     read_records,
+    stall_marker,
     start_training,
     subprocess_env,
     write_run_config,
@@ -68,15 +69,17 @@ def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, relia
     folder = str(tmp_path)
     work, records = osp.join(folder, 'work'), osp.join(folder, 'records')
     config = write_run_config(folder, roots, max_iters=MAX_ITERS, interval=INTERVAL, milestone=MILESTONE)
+    stalling_at_3 = write_run_config(folder + '/stall_iter', roots, max_iters=MAX_ITERS, interval=INTERVAL,
+                                     milestone=MILESTONE, probe=dict(record_dir=records, stall_after_iter=3),
+                                     extra=f'work_dir = {work!r}')
     stalling = write_run_config(folder + '/stall', roots, max_iters=MAX_ITERS, interval=INTERVAL,
                                 milestone=MILESTONE, probe=dict(record_dir=records, stall_checkpoint_at=4),
                                 extra=f'work_dir = {work!r}')
 
     # 1. SIGKILL in the middle of the run: after iteration 3, past the checkpoint and validation of iteration 2.
     log = osp.join(folder, 'run1.log')
-    first = start_training(config, log)
-    kill_when(first, lambda: any(r['event'] == 'train' and r['iter'] >= 3 for r in read_records(records)),
-              timeout=400, log_path=log)
+    first = start_training(stalling_at_3, log)
+    kill_when(first, lambda: osp.exists(stall_marker(records, 3)), timeout=400, log_path=log)
     best_at_2 = f'best_{BEST_KEY.replace("/", "_")}_iter_2.pth'
     assert checkpoints(work) == [best_at_2, 'iter_2.pth']
     assert_every_checkpoint_complete(work)
@@ -130,21 +133,20 @@ def test_killed_twice_then_resumed_continues_as_if_never_stopped(tmp_path, relia
 
 def _straight_killed_resumed(folder, roots, max_iters, kill_after, launcher, **run_args):
     """Run ``max_iters`` iterations straight; run them again, SIGKILLed once iteration ``kill_after``'s
-    checkpoint is complete and training went on, then resumed with ``--resume``. Return both folders' work
-    dirs and record dirs."""
+    checkpoint is complete and the next iteration trained, then resumed with ``--resume``. Return both
+    folders' work dirs and record dirs."""
     straight = write_run_config(osp.join(folder, 'straight'), roots, max_iters=max_iters, interval=kill_after,
                                 milestone=max_iters - 4, **run_args)
     killed = write_run_config(osp.join(folder, 'killed'), roots, max_iters=max_iters, interval=kill_after,
-                              milestone=max_iters - 4, **run_args)
+                              milestone=max_iters - 4, probe=dict(stall_after_iter=kill_after + 1), **run_args)
     killed_work = osp.join(folder, 'killed', 'work')
     resumed = write_run_config(osp.join(folder, 'resumed'), roots, max_iters=max_iters, interval=kill_after,
                                milestone=max_iters - 4, extra=f'work_dir = {killed_work!r}', **run_args)
     launcher(straight, osp.join(folder, 'straight.log')).wait()
     log = osp.join(folder, 'killed.log')
     records = osp.join(folder, 'killed', 'records')
-    kill_when(launcher(killed, log),
-              lambda: any(r['event'] == 'train' and r['iter'] > kill_after + 1 for r in read_records(records)),
-              timeout=600, log_path=log)
+    kill_when(launcher(killed, log), lambda: osp.exists(stall_marker(records, kill_after + 1)), timeout=600,
+              log_path=log)
     assert f'iter_{kill_after}.pth' in checkpoints(killed_work) and f'iter_{max_iters}.pth' not in checkpoints(
         killed_work)
     process = launcher(resumed, osp.join(folder, 'resumed.log'), '--resume')
