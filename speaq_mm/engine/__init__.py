@@ -18,7 +18,6 @@ from .runner import (
 
 __all__ = [
     'close_process_group', 'install_process_wide_workarounds', 'load_local_checkpoint', 'prepare_launch',
-    'add_runner_arguments',
-    'build_runner', 'check_work_dir_is_free', 'checkpoint_folder', 'load_run_config', 'parse_runner_arguments',
-    'read_config', 'CheckpointMismatchError', 'check_checkpoint_complete'
+    'add_runner_arguments', 'build_runner', 'check_work_dir_is_free', 'checkpoint_folder', 'load_run_config',
+    'parse_runner_arguments', 'read_config', 'CheckpointMismatchError', 'check_checkpoint_complete'
 ]

@@ -419,6 +419,7 @@ def prepare_launch(cfg, launcher):
             backend='gloo', rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
 
 
+# 12. Closing the process group ---------------------------------------------------------------------------
 def close_process_group():
     """Destroy the default process group once every rank has got here; do nothing without one.
 
